@@ -1,0 +1,48 @@
+# calibkd: two commands do all set-up on a fresh machine.
+#   make study   creates .venv if missing, makes sure the data is there, runs the study's notebooks
+#   make test    the same set-up, then unit tests, notebook smoke runs and nbval checks
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export OMP_WAIT_POLICY ?= PASSIVE
+export CALIBKD_PROGRESS ?= 0
+export PYDEVD_DISABLE_FILE_VALIDATION = 1
+# nbval and papermill start kernels; keep Jupyter's runtime files inside the venv.
+export JUPYTER_PLATFORM_DIRS = 1
+
+.PHONY: study test unit nbval setup data notebooks sync clean-cache
+
+study: setup data
+	$(PY) -m calibkd.study
+
+test: setup data
+	$(PY) -m pytest -q
+	$(MAKE) nbval
+
+nbval:
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
+		--nbval-cell-timeout=1800 --sanitize-with tests/nbval_sanitize.cfg notebooks/
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt torch torchvision
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+data: setup
+	$(PY) -m calibkd.fetch_data fashion_mnist
+
+# Rebuild the committed notebooks from their paired .py sources and execute
+# them in place with the default parameters (models come from the cache).
+notebooks: setup data
+	$(PY) -m calibkd.notebook_tools execute notebooks/*.py
+
+sync: setup
+	$(PY) -m calibkd.notebook_tools sync notebooks/*.py
+
+clean-cache:
+	rm -rf .cache/models

@@ -1,0 +1,458 @@
+"""The study's configuration in one place: paths, profiles, recipes, parameter rules.
+
+A *profile* sets the size of everything (``smoke`` for tests, ``default`` for
+the study on 2 CPU cores, ``full`` for one GPU). A *recipe* is how one model
+is trained (architecture, epochs, augmentation, regularisation). Notebook
+parameters are validated here, before any data is read or model trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_ROOT.parent
+
+
+class ConfigError(ValueError):
+    """A parameter is unknown or out of range; raised before any training."""
+
+
+# ---------------------------------------------------------------------------
+# small checks with messages that name the parameter
+# ---------------------------------------------------------------------------
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name}={value!r} must be an integer")
+    if value < minimum:
+        raise ConfigError(f"{name}={value!r} must be at least {minimum}")
+
+
+def _check_float(
+    name: str, value: Any, low: float, high: float,
+    low_open: bool = False, high_open: bool = False,
+) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name}={value!r} must be a finite number")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        left, right = ("(" if low_open else "["), (")" if high_open else "]")
+        raise ConfigError(f"{name}={value!r} is out of range; allowed: {left}{low}, {high}{right}")
+
+
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"unknown {name} {value!r}; allowed values: {list(choices)}")
+
+
+def _in_source_checkout() -> bool:
+    return (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached: ``$CALIBKD_CACHE``, else ``.cache/`` in
+    the source checkout (so a fresh clone starts empty), else ``~/.cache/calibkd``."""
+    if os.environ.get("CALIBKD_CACHE"):
+        return Path(os.environ["CALIBKD_CACHE"]).expanduser()
+    if _in_source_checkout():
+        return PROJECT_ROOT / ".cache" / "models"
+    return Path.home() / ".cache" / "calibkd" / "models"
+
+
+def download_dir() -> Path:
+    """Where torchvision downloads land when no local copy of a dataset exists."""
+    if os.environ.get("CALIBKD_DOWNLOADS"):
+        return Path(os.environ["CALIBKD_DOWNLOADS"]).expanduser()
+    if _in_source_checkout():
+        return PROJECT_ROOT / ".cache" / "downloads"
+    return Path.home() / ".cache" / "calibkd" / "downloads"
+
+
+# ---------------------------------------------------------------------------
+# Datasets (sizes are needed to validate splits before loading anything)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Static facts about a dataset: shape, classes, split sizes, augmentation."""
+
+    name: str
+    channels: int
+    image_size: int
+    num_classes: int
+    train_size: int
+    test_size: int
+    class_names: tuple[str, ...]
+    crop_padding: int
+    horizontal_flip: bool
+    #: groups of classes known to resemble each other (for dark-knowledge checks)
+    class_groups: tuple[tuple[int, ...], ...] = ()
+
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+CIFAR10_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)
+
+DATASETS: dict[str, DatasetInfo] = {
+    "fashion_mnist": DatasetInfo(
+        name="fashion_mnist", channels=1, image_size=28, num_classes=10,
+        train_size=60_000, test_size=10_000, class_names=FASHION_MNIST_CLASSES,
+        crop_padding=2, horizontal_flip=True,
+        # upper-body garments; footwear (brief section 5)
+        class_groups=((0, 2, 4, 6), (5, 7, 9)),
+    ),
+    "cifar10": DatasetInfo(
+        name="cifar10", channels=3, image_size=32, num_classes=10,
+        train_size=50_000, test_size=10_000, class_names=CIFAR10_CLASSES,
+        crop_padding=4, horizontal_flip=True,
+        # vehicles; animals
+        class_groups=((0, 1, 8, 9), (2, 3, 4, 5, 6, 7)),
+    ),
+    "cifar100": DatasetInfo(
+        name="cifar100", channels=3, image_size=32, num_classes=100,
+        train_size=50_000, test_size=10_000,
+        class_names=tuple(f"class_{i}" for i in range(100)),
+        crop_padding=4, horizontal_flip=True,
+    ),
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """Look up a dataset, failing with the list of known names."""
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; allowed datasets: {sorted(DATASETS)}")
+    return DATASETS[name]
+
+
+# ---------------------------------------------------------------------------
+# Splits, models, training recipes
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How the data is split: validation is carved from the training set."""
+
+    dataset: str = "fashion_mnist"
+    val_size: int = 5_000
+    #: training examples kept after the validation split (None: all the rest)
+    train_size: int | None = None
+    #: test examples used (None: the whole test set)
+    test_size: int | None = None
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        info = dataset_info(self.dataset)
+        _check_int("val_size", self.val_size, minimum=1)
+        if self.train_size is not None:
+            _check_int("train_size", self.train_size, minimum=1)
+        if self.test_size is not None:
+            _check_int("test_size", self.test_size, minimum=1)
+        _check_int("split_seed", self.split_seed, minimum=0)
+        needed = self.val_size + (self.train_size or 1)
+        if needed > info.train_size:
+            raise ConfigError(
+                f"val_size={self.val_size} + train_size={self.train_size} is larger than "
+                f"the {info.train_size} training images of {self.dataset}"
+            )
+        if self.test_size is not None and self.test_size > info.test_size:
+            raise ConfigError(
+                f"test_size={self.test_size} is larger than the {info.test_size} "
+                f"test images of {self.dataset}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """An architecture name from ``calibkd.models.ARCHITECTURES`` and its arguments."""
+
+    arch: str
+    kwargs: tuple[tuple[str, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        from calibkd.models import ARCHITECTURES
+
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(
+                f"unknown model {self.arch!r}; allowed models: {sorted(ARCHITECTURES)}"
+            )
+        for key, value in self.kwargs:
+            _check_int(f"model argument {key}", value, minimum=1)
+
+    @property
+    def arguments(self) -> dict[str, int]:
+        return dict(self.kwargs)
+
+
+OPTIMIZERS = ("sgd", "adamw")
+REPORT_EPOCHS = ("last", "best_val")
+LOSSES = ("ce",)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: optimiser, schedule, regularisation, augmentation."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"
+    augment: bool = True
+    #: train on a seeded subset of this many training examples (None: all)
+    subset: int | None = None
+    loss: str = "ce"
+    #: which epoch's weights are kept: the last one, or the best on validation NLL
+    report_epoch: str = "last"
+    #: examples of train and test data scored after every epoch for the curves
+    monitor_size: int = 2_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_float("lr", self.lr, low=0.0, high=10.0, low_open=True)
+        _check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("report_epoch", self.report_epoch, REPORT_EPOCHS)
+        _check_choice("loss", self.loss, LOSSES)
+        if self.subset is not None:
+            _check_int("subset", self.subset, minimum=1)
+        _check_int("monitor_size", self.monitor_size, minimum=1)
+        _check_int("seed", self.seed, minimum=0)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A model and how to train it: the unit the model cache is keyed on."""
+
+    name: str
+    model: ModelConfig
+    train: TrainConfig
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes for one scale of the study; notebooks select one by name."""
+
+    name: str
+    split: SplitConfig
+    teacher_recipes: Mapping[str, Recipe]
+    student: Recipe
+    description: str = ""
+
+
+TEACHER = ModelConfig("resnet", (("width", 32), ("blocks_per_stage", 1), ("stem_stride", 2)))
+STUDENT = ModelConfig("small_cnn", (("width", 16),))
+
+
+def _profile(
+    name: str,
+    description: str,
+    split: SplitConfig,
+    teacher: ModelConfig,
+    student: ModelConfig,
+    teacher_epochs: int,
+    overconfident_epochs: int,
+    overconfident_subset: int,
+    student_epochs: int,
+    monitor_size: int,
+) -> Profile:
+    default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
+    # Brief section 3b: same architecture, longer, no augmentation or weight decay,
+    # on a subset, so training NLL goes to ~0 and the teacher memorises.
+    overconfident = replace(
+        default, epochs=overconfident_epochs, augment=False, weight_decay=0.0,
+        subset=overconfident_subset,
+    )
+    return Profile(
+        name=name,
+        description=description,
+        split=split,
+        teacher_recipes={
+            "default": Recipe("default", teacher, default),
+            "overconfident": Recipe("overconfident", teacher, overconfident),
+        },
+        student=Recipe("student_ce", student, replace(default, epochs=student_epochs)),
+    )
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": _profile(
+        "smoke", "seconds: tests and a first look",
+        SplitConfig(val_size=500, train_size=2_000, test_size=1_000),
+        TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
+        overconfident_subset=500, student_epochs=2, monitor_size=500,
+    ),
+    "default": _profile(
+        "default", "minutes on 2 CPU cores: the committed study",
+        SplitConfig(val_size=5_000),
+        TEACHER, STUDENT, teacher_epochs=10, overconfident_epochs=30,
+        overconfident_subset=10_000, student_epochs=10, monitor_size=2_000,
+    ),
+    "full": _profile(
+        "full", "one GPU: wider, deeper teacher trained longer",
+        SplitConfig(val_size=5_000),
+        ModelConfig("resnet", (("width", 64), ("blocks_per_stage", 3), ("stem_stride", 1))),
+        ModelConfig("small_cnn", (("width", 32),)),
+        teacher_epochs=60, overconfident_epochs=200, overconfident_subset=10_000,
+        student_epochs=60, monitor_size=5_000,
+    ),
+}
+
+
+def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
+    """A profile by name, with its split retargeted to ``dataset``."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; allowed profiles: {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    dataset_info(dataset)
+    return replace(profile, split=replace(profile.split, dataset=dataset))
+
+
+# ---------------------------------------------------------------------------
+# Notebook parameters
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParameterRule:
+    """What values one notebook parameter accepts."""
+
+    kind: type | tuple[type, ...]
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    optional: bool = False
+    help: str = ""
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None:
+            if self.optional:
+                return
+            raise ConfigError(f"parameter {name!r} must not be None ({self.help})")
+        kinds = self.kind if isinstance(self.kind, tuple) else (self.kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise ConfigError(f"parameter {name!r}={value!r} must be {_kind_name(kinds)}")
+        if not isinstance(value, kinds):
+            raise ConfigError(f"parameter {name!r}={value!r} must be {_kind_name(kinds)}")
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if self.choices is not None and item not in self.choices:
+                raise ConfigError(
+                    f"parameter {name!r} has unknown value {item!r}; "
+                    f"allowed values: {list(self.choices)}"
+                )
+            if self.minimum is not None and item < self.minimum:
+                raise ConfigError(f"parameter {name!r}={item!r} is below its minimum {self.minimum}")
+            if self.maximum is not None and item > self.maximum:
+                raise ConfigError(f"parameter {name!r}={item!r} is above its maximum {self.maximum}")
+        if isinstance(value, list) and not value:
+            raise ConfigError(f"parameter {name!r} must not be an empty list")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+PARAMETER_RULES: dict[str, ParameterRule] = {
+    "profile": ParameterRule(str, choices=tuple(PROFILES), help="size of the study"),
+    "dataset": ParameterRule(str, choices=tuple(DATASETS)),
+    "data_root": ParameterRule(str, help="'' finds the data automatically"),
+    "seed": ParameterRule(int, minimum=0),
+    "recipes": ParameterRule(list, choices=("default", "overconfident")),
+    "report_epoch": ParameterRule(str, choices=REPORT_EPOCHS),
+    "teacher_epochs": ParameterRule(int, minimum=1, optional=True),
+    "student_epochs": ParameterRule(int, minimum=1, optional=True),
+    "batch_size": ParameterRule(int, minimum=1, optional=True),
+    "lr": ParameterRule((float, int), minimum=1e-6, maximum=10.0, optional=True),
+    "num_threads": ParameterRule(int, minimum=1, maximum=256),
+    "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
+    "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
+}
+
+#: The parameters each notebook declares in its ``parameters`` cell (a test
+#: keeps this in step with the notebooks). Anything else papermill injects is
+#: an error, not a silent no-op.
+NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "01_teacher_training": (
+        "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
+        "teacher_epochs", "student_epochs", "batch_size", "lr", "num_threads",
+        "device", "output_dir",
+    ),
+    "02_miscalibration_diagnosis": (
+        "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
+        "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir",
+    ),
+}
+
+
+def validate_parameters(notebook: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check notebook parameters: names declared by the notebook, values in range.
+
+    Returns the parameters as a plain dict; raises ``ConfigError`` naming the
+    parameter and the allowed values on the first problem.
+    """
+    if notebook not in NOTEBOOK_PARAMETERS:
+        raise ConfigError(f"unknown notebook {notebook!r}; known: {sorted(NOTEBOOK_PARAMETERS)}")
+    declared = NOTEBOOK_PARAMETERS[notebook]
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise ConfigError(
+            f"unknown parameter(s) {unknown} for notebook {notebook}; "
+            f"allowed parameters: {list(declared)}"
+        )
+    missing = sorted(set(declared) - set(params))
+    if missing:
+        raise ConfigError(f"notebook {notebook} is missing parameter(s) {missing}")
+    for name in declared:
+        PARAMETER_RULES[name].check(name, params[name])
+    if params.get("data_root"):
+        root = Path(params["data_root"]).expanduser()
+        if not root.is_dir():
+            raise ConfigError(f"parameter 'data_root'={params['data_root']!r} is not an existing directory")
+    return dict(params)
+
+
+def apply_overrides(recipe: Recipe, params: Mapping[str, Any], epochs_key: str) -> Recipe:
+    """A recipe with the notebook's optional overrides (epochs, batch size, lr, seed,
+    report epoch) applied; each is validated by ``TrainConfig``."""
+    changes: dict[str, Any] = {"seed": params.get("seed", recipe.train.seed)}
+    if params.get(epochs_key) is not None:
+        changes["epochs"] = params[epochs_key]
+    for key in ("batch_size", "lr", "report_epoch"):
+        if params.get(key) is not None:
+            changes[key] = params[key]
+    if "lr" in changes:
+        changes["lr"] = float(changes["lr"])
+    try:
+        return replace(recipe, train=replace(recipe.train, **changes))
+    except TypeError as error:  # pragma: no cover - guarded by the rules above
+        raise ConfigError(str(error)) from None
+
+
+def as_record(obj: Any) -> Any:
+    """A JSON-ready view of a (nested) config dataclass."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: as_record(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): as_record(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [as_record(v) for v in obj]
+    return obj

@@ -1,0 +1,382 @@
+"""Datasets as in-memory tensors, with seeded train / validation / test splits.
+
+Fashion-MNIST (the default) is found, in this order: an explicit ``data_root``;
+``$CALIBKD_DATA``; Debian's ``dataset-fashion-mnist`` package; torchvision's
+download. CIFAR-10/100 are read from torchvision's on-disk format (the pickled
+``cifar-10-batches-py`` / ``cifar-100-python`` folders) or downloaded by
+torchvision. Validation is carved from the training set and is the only data
+used for choices (epochs, hyper-parameters, post-hoc calibration).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from calibkd.config import DatasetInfo, SplitConfig, dataset_info, download_dir
+
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+DEBIAN_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+FASHION_MNIST_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+CIFAR_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+CIFAR_FILES = {
+    "cifar10": ([f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    "cifar100": (["train"], ["test"], b"fine_labels"),
+}
+
+#: Per-channel mean and standard deviation of each training set (pixel scale 0-1).
+NORMALIZATION = {
+    "fashion_mnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No copy of a dataset could be found or downloaded; the message lists the fixes."""
+
+
+class DataFormatError(ValueError):
+    """Dataset files exist but do not hold what their format promises."""
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """Images as uint8 (N, C, H, W) and labels as int64, straight from disk."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    source: str
+
+
+# ---------------------------------------------------------------------------
+# Fashion-MNIST: idx files (gzipped or not)
+# ---------------------------------------------------------------------------
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an idx file (LeCun's MNIST format), gzipped or plain."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataFormatError(f"{path} is not an unsigned-byte idx file")
+    ndim = data[3]
+    header = 4 + 4 * ndim
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = int(np.prod(shape)) if shape else 0
+    if len(data) - header != expected:
+        raise DataFormatError(
+            f"{path}: header promises {expected} bytes for shape {shape}, file holds {len(data) - header}"
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
+
+
+def _idx_file(folder: Path, stem: str) -> Path | None:
+    for candidate in (folder / f"{stem}.gz", folder / stem, folder / "FashionMNIST" / "raw" / f"{stem}.gz",
+                      folder / "FashionMNIST" / "raw" / stem):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _fashion_mnist_folder_ok(folder: Path) -> bool:
+    return all(_idx_file(folder, stem) is not None for stem in FASHION_MNIST_FILES.values())
+
+
+def debian_fashion_mnist_dir() -> Path | None:
+    """The folder of Debian's ``dataset-fashion-mnist`` files, if installed."""
+    if _fashion_mnist_folder_ok(DEBIAN_FASHION_MNIST_DIR):
+        return DEBIAN_FASHION_MNIST_DIR
+    if shutil.which("dpkg"):
+        listing = subprocess.run(
+            ["dpkg", "-L", DEBIAN_PACKAGE], capture_output=True, text=True, check=False
+        ).stdout.split()
+        for line in listing:
+            if line.endswith("train-images-idx3-ubyte.gz"):
+                return Path(line).parent
+    return None
+
+
+def _read_fashion_mnist(folder: Path) -> RawDataset:
+    arrays = {key: read_idx(_idx_file(folder, stem)) for key, stem in FASHION_MNIST_FILES.items()}  # type: ignore[arg-type]
+    for split in ("train", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != (images.shape[0],):
+            raise DataFormatError(
+                f"Fashion-MNIST {split} files in {folder} have shapes {images.shape} and {labels.shape}"
+            )
+        if labels.max(initial=0) > 9:
+            raise DataFormatError(f"Fashion-MNIST {split} labels in {folder} exceed 9")
+    return RawDataset(
+        torch.from_numpy(arrays["train_images"].copy()).unsqueeze(1),
+        torch.from_numpy(arrays["train_labels"].astype(np.int64)),
+        torch.from_numpy(arrays["test_images"].copy()).unsqueeze(1),
+        torch.from_numpy(arrays["test_labels"].astype(np.int64)),
+        source=str(folder),
+    )
+
+
+# ---------------------------------------------------------------------------
+# CIFAR: torchvision's pickled batches
+# ---------------------------------------------------------------------------
+
+
+def _read_cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    images, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as handle:
+            entry = pickle.load(handle, encoding="bytes")
+        data = np.asarray(entry[b"data"], dtype=np.uint8)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
+            raise DataFormatError(f"{folder / name}: data has shape {data.shape}, expected (N, 3072)")
+        images.append(data.reshape(-1, 3, 32, 32))
+        labels.append(np.asarray(entry[label_key], dtype=np.int64))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _cifar_folder_ok(root: Path, name: str) -> bool:
+    folder = root / CIFAR_FOLDERS[name]
+    train, test, _ = CIFAR_FILES[name]
+    return all((folder / f).is_file() for f in train + test)
+
+
+def _read_cifar(root: Path, name: str) -> RawDataset:
+    folder = root / CIFAR_FOLDERS[name]
+    train, test, label_key = CIFAR_FILES[name]
+    train_x, train_y = _read_cifar_batches(folder, train, label_key)
+    test_x, test_y = _read_cifar_batches(folder, test, label_key)
+    classes = dataset_info(name).num_classes
+    for split, labels, images in (("train", train_y, train_x), ("test", test_y, test_x)):
+        if labels.shape != (images.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
+            raise DataFormatError(f"{name} {split} labels in {folder} are not in 0..{classes - 1}")
+    return RawDataset(
+        torch.from_numpy(train_x), torch.from_numpy(train_y),
+        torch.from_numpy(test_x), torch.from_numpy(test_y), source=str(folder),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Finding a dataset
+# ---------------------------------------------------------------------------
+
+
+def _missing_message(name: str, tried: list[str]) -> str:
+    lines = [f"dataset {name!r} not found. Tried:"] + [f"  - {t}" for t in tried]
+    lines.append("Fix it with one of:")
+    lines.append("  - pass data_root='/path/to/folder' (a notebook parameter or function argument)")
+    lines.append("  - export CALIBKD_DATA=/path/to/folder")
+    if name == "fashion_mnist":
+        lines.append(f"  - sudo apt-get install -y {DEBIAN_PACKAGE}   (Debian/Ubuntu; files land in {DEBIAN_FASHION_MNIST_DIR})")
+        lines.append("  - connect to the internet so torchvision can download it")
+        lines.append("  (the folder must hold train-images-idx3-ubyte[.gz] and the three other idx files)")
+    else:
+        lines.append(f"  - connect to the internet so torchvision can download it into {download_dir()}")
+        lines.append(f"  (the folder must hold torchvision's {CIFAR_FOLDERS[name]}/ folder)")
+    return "\n".join(lines)
+
+
+def _has_dataset(root: Path, name: str) -> bool:
+    return _fashion_mnist_folder_ok(root) if name == "fashion_mnist" else _cifar_folder_ok(root, name)
+
+
+def _read(root: Path, name: str) -> RawDataset:
+    return _read_fashion_mnist(root) if name == "fashion_mnist" else _read_cifar(root, name)
+
+
+def _torchvision_download(name: str, root: Path) -> None:
+    import torchvision
+
+    classes = {"fashion_mnist": torchvision.datasets.FashionMNIST,
+               "cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
+    root.mkdir(parents=True, exist_ok=True)
+    for train in (True, False):
+        classes[name](root=str(root), train=train, download=True)
+
+
+def find_dataset(name: str, data_root: str | os.PathLike | None = None, allow_download: bool | None = None) -> Path:
+    """The folder holding ``name``, searched in the documented order.
+
+    Raises ``DataNotFoundError`` listing what was tried and how to fix it.
+    ``allow_download`` defaults to True unless ``$CALIBKD_OFFLINE`` is set.
+    """
+    dataset_info(name)
+    tried: list[str] = []
+    if data_root:
+        root = Path(data_root).expanduser()
+        if not root.is_dir():
+            raise DataNotFoundError(f"data_root {str(root)!r} does not exist\n" + _missing_message(name, [f"data_root={root}"]))
+        if _has_dataset(root, name):
+            return root
+        raise DataNotFoundError(_missing_message(name, [f"data_root={root} (no {name} files there)"]))
+    env_root = os.environ.get("CALIBKD_DATA")
+    if env_root:
+        root = Path(env_root).expanduser()
+        if _has_dataset(root, name):
+            return root
+        tried.append(f"CALIBKD_DATA={root} (no {name} files there)")
+    else:
+        tried.append("CALIBKD_DATA (not set)")
+    if name == "fashion_mnist":
+        debian = debian_fashion_mnist_dir()
+        if debian is not None:
+            return debian
+        tried.append(f"Debian package {DEBIAN_PACKAGE} (not installed)")
+    downloads = download_dir()
+    if _has_dataset(downloads, name):
+        return downloads
+    if allow_download is None:
+        allow_download = not os.environ.get("CALIBKD_OFFLINE")
+    if allow_download:
+        try:
+            _torchvision_download(name, downloads)
+        except Exception as error:  # network errors come in many types
+            tried.append(f"torchvision download into {downloads} (failed: {type(error).__name__}: {error})")
+        else:
+            if _has_dataset(downloads, name):
+                return downloads
+            tried.append(f"torchvision download into {downloads} (finished without the expected files)")
+    else:
+        tried.append("torchvision download (disabled: offline)")
+    raise DataNotFoundError(_missing_message(name, tried))
+
+
+def load_raw(name: str, data_root: str | os.PathLike | None = None, allow_download: bool | None = None) -> RawDataset:
+    """Read a dataset from wherever ``find_dataset`` locates it."""
+    return _read(find_dataset(name, data_root, allow_download), name)
+
+
+# ---------------------------------------------------------------------------
+# Splits in memory
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """Normalised float images (N, C, H, W) and int64 labels on one device."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def subset(self, size: int, seed: int) -> "Split":
+        """A seeded random subset of ``size`` examples (all of them if larger)."""
+        if size >= len(self):
+            return self
+        generator = torch.Generator().manual_seed(seed)
+        index = torch.randperm(len(self), generator=generator)[:size].to(self.labels.device)
+        return Split(self.images[index], self.labels[index])
+
+    def to(self, device: torch.device | str) -> "Split":
+        return Split(self.images.to(device), self.labels.to(device))
+
+
+@dataclass
+class DataSplits:
+    """Train, validation and test splits of one dataset, plus where they came from."""
+
+    info: DatasetInfo
+    config: SplitConfig
+    train: Split
+    val: Split
+    test: Split
+    source: str
+
+    def sizes(self) -> dict[str, int]:
+        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+
+    def describe(self) -> str:
+        s = self.sizes()
+        return (f"{self.info.name} from {self.source}: train {s['train']:,}, "
+                f"validation {s['val']:,} (carved from the training set, seed {self.config.split_seed}), "
+                f"test {s['test']:,}")
+
+
+def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """uint8 (N, C, H, W) -> float32 standardised with the dataset's channel statistics."""
+    mean, std = NORMALIZATION[dataset]
+    mean_t = torch.tensor(mean).view(1, -1, 1, 1)
+    std_t = torch.tensor(std).view(1, -1, 1, 1)
+    return (images.float().div_(255.0) - mean_t) / std_t
+
+
+def denormalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
+    """Inverse of ``normalize``, back to pixel scale 0-1 (for plotting)."""
+    mean, std = NORMALIZATION[dataset]
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    return images * std_t + mean_t
+
+
+def make_splits(
+    config: SplitConfig,
+    data_root: str | os.PathLike | None = None,
+    device: torch.device | str = "cpu",
+    raw: RawDataset | None = None,
+) -> DataSplits:
+    """Load a dataset and split it: a seeded permutation of the training set
+    gives validation first, then training (optionally a subset); the test set
+    is kept whole unless ``config.test_size`` asks for a seeded subset."""
+    info = dataset_info(config.dataset)
+    raw = raw if raw is not None else load_raw(config.dataset, data_root)
+    available = raw.train_labels.shape[0]
+    needed = config.val_size + (config.train_size or 1)
+    if needed > available:
+        raise ValueError(
+            f"val_size={config.val_size} + train_size={config.train_size} is larger than the "
+            f"{available} training images found in {raw.source}"
+        )
+    generator = torch.Generator().manual_seed(config.split_seed)
+    order = torch.randperm(available, generator=generator)
+    val_index = order[: config.val_size]
+    train_index = order[config.val_size:]
+    if config.train_size is not None:
+        train_index = train_index[: config.train_size]
+    test_index = torch.arange(raw.test_labels.shape[0])
+    if config.test_size is not None and config.test_size < len(test_index):
+        test_index = torch.randperm(len(test_index), generator=generator)[: config.test_size]
+
+    def split(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> Split:
+        return Split(normalize(images[index], config.dataset), labels[index].clone()).to(device)
+
+    return DataSplits(
+        info=info, config=config,
+        train=split(raw.train_images, raw.train_labels, train_index),
+        val=split(raw.train_images, raw.train_labels, val_index),
+        test=split(raw.test_images, raw.test_labels, test_index),
+        source=raw.source,
+    )
+
+
+def iterate_batches(
+    split: Split, batch_size: int, shuffle: bool, generator: torch.Generator | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (images, labels) batches; shuffled with ``generator`` when asked."""
+    n = len(split)
+    if shuffle:
+        order = torch.randperm(n, generator=generator).to(split.labels.device)
+        for start in range(0, n, batch_size):
+            index = order[start: start + batch_size]
+            yield split.images[index], split.labels[index]
+    else:
+        for start in range(0, n, batch_size):
+            yield split.images[start: start + batch_size], split.labels[start: start + batch_size]

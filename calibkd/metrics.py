@@ -1,0 +1,296 @@
+"""Accuracy, proper scores, calibration errors, selective prediction and
+dark-knowledge diagnostics of a predictive distribution (brief section 5).
+
+Every function takes probabilities ``probs`` of shape (N, K) (rows sum to one)
+and integer ``labels`` of shape (N,). Calibration estimators differ (binning
+scheme, number of bins, norm) and their values are not comparable across
+estimators, so each reported number is named by ``ESTIMATORS``.
+
+Binning convention (Guo et al. 2017): 15 equal-width bins [i/15, (i+1)/15),
+the last one closed at 1. torchmetrics' ``MulticlassCalibrationError`` uses
+the same bins except that a confidence of exactly 1.0 gets a 16th bin of its
+own; computing in float64 makes exact 1.0 confidences rare (a logit margin
+above ~37), and tests pin both facts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+#: What each calibration number in a table means.
+ESTIMATORS = {
+    "ece": "top-label ECE, 15 equal-width bins, L1 (Guo et al. 2017)",
+    "adaptive_ece": "top-label ECE, 15 equal-mass bins, L1 (Nguyen & O'Connor 2015)",
+    "classwise_ece": "classwise ECE, 15 equal-width bins per class, mean over classes (Kull et al. 2019)",
+    "mce": "top-label MCE, 15 equal-width bins, max over non-empty bins",
+}
+DEFAULT_BINS = 15
+
+
+def softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Float64 softmax of ``logits / temperature`` (float64 avoids exact 1.0s)."""
+    return torch.softmax(logits.double() / temperature, dim=1)
+
+
+def _check(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if probs.ndim != 2 or labels.ndim != 1 or probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"expected probs (N, K) and labels (N,), got {tuple(probs.shape)} and {tuple(labels.shape)}")
+    if probs.shape[0] == 0:
+        raise ValueError("cannot score an empty set of predictions")
+    probs = probs.detach().double().cpu()
+    row_sums = probs.sum(1)
+    if (probs.min() < -1e-6) or not torch.allclose(row_sums, torch.ones_like(row_sums), atol=1e-4):
+        raise ValueError("probs must be probability vectors (non-negative, rows summing to 1); pass softmax(logits)")
+    return probs, labels.detach().long().cpu()
+
+
+# ---------------------------------------------------------------------------
+# accuracy and proper scores
+# ---------------------------------------------------------------------------
+
+
+def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Top-1 accuracy."""
+    probs, labels = _check(probs, labels)
+    return float((probs.argmax(1) == labels).double().mean())
+
+
+def topk_accuracy(probs: torch.Tensor, labels: torch.Tensor, k: int) -> float:
+    """Fraction of examples whose label is among the ``k`` most probable classes."""
+    probs, labels = _check(probs, labels)
+    if not 1 <= k <= probs.shape[1]:
+        raise ValueError(f"k={k} must be between 1 and the number of classes {probs.shape[1]}")
+    top = probs.topk(k, dim=1).indices
+    return float((top == labels[:, None]).any(1).double().mean())
+
+
+def nll(probs: torch.Tensor, labels: torch.Tensor, eps: float = 1e-12) -> float:
+    """Mean negative log-likelihood of the labels (natural log)."""
+    probs, labels = _check(probs, labels)
+    return float(-probs.gather(1, labels[:, None]).clamp_min(eps).log().mean())
+
+
+def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Multi-class Brier score: mean squared distance to the one-hot label, in [0, 2]."""
+    probs, labels = _check(probs, labels)
+    onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).double()
+    return float(((probs - onehot) ** 2).sum(1).mean())
+
+
+# ---------------------------------------------------------------------------
+# calibration
+# ---------------------------------------------------------------------------
+
+
+def _equal_width_bin(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
+    return (confidence * n_bins).floor().long().clamp(0, n_bins - 1)
+
+
+def _equal_mass_bin(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
+    order = torch.argsort(confidence, stable=True)
+    bins = torch.empty_like(order)
+    for b, chunk in enumerate(torch.tensor_split(order, n_bins)):
+        bins[chunk] = b
+    return bins
+
+
+def reliability_table(
+    probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS, scheme: str = "width"
+) -> pd.DataFrame:
+    """Top-label confidence bins: count, mean confidence, accuracy and gap per bin.
+
+    ``scheme`` is ``"width"`` (equal-width bins on [0, 1]) or ``"mass"``
+    (equal-count bins). Empty bins are kept with count 0 and NaN means.
+    """
+    probs, labels = _check(probs, labels)
+    confidence, predicted = probs.max(1)
+    correct = (predicted == labels).double()
+    if scheme == "width":
+        bins = _equal_width_bin(confidence, n_bins)
+        lower = np.arange(n_bins) / n_bins
+        upper = (np.arange(n_bins) + 1) / n_bins
+    elif scheme == "mass":
+        bins = _equal_mass_bin(confidence, n_bins)
+        lower = np.full(n_bins, np.nan)
+        upper = np.full(n_bins, np.nan)
+    else:
+        raise ValueError(f"unknown binning scheme {scheme!r}; allowed: ['width', 'mass']")
+    count = torch.bincount(bins, minlength=n_bins).double()
+    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
+    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = (conf_sum / count).numpy()
+        mean_acc = (acc_sum / count).numpy()
+    if scheme == "mass":
+        for b in range(n_bins):
+            members = confidence[bins == b]
+            if len(members):
+                lower[b], upper[b] = float(members.min()), float(members.max())
+    return pd.DataFrame({
+        "bin": np.arange(n_bins), "lower": lower, "upper": upper,
+        "count": count.numpy().astype(int), "confidence": mean_conf,
+        "accuracy": mean_acc, "gap": mean_conf - mean_acc,
+    })
+
+
+def _weighted_gap(table: pd.DataFrame) -> float:
+    filled = table[table["count"] > 0]
+    return float((filled["gap"].abs() * filled["count"]).sum() / filled["count"].sum())
+
+
+def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
+    """Expected calibration error, top label, equal-width bins, L1."""
+    return _weighted_gap(reliability_table(probs, labels, n_bins, "width"))
+
+
+def adaptive_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
+    """Expected calibration error with equal-mass (adaptive) bins."""
+    return _weighted_gap(reliability_table(probs, labels, n_bins, "mass"))
+
+
+def mce(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
+    """Maximum calibration error over the non-empty equal-width bins."""
+    table = reliability_table(probs, labels, n_bins, "width")
+    return float(table.loc[table["count"] > 0, "gap"].abs().max())
+
+
+def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
+    """Classwise ECE: for each class k, bin p_k over all examples and compare it
+    with the frequency of label k in the bin; averaged over classes."""
+    probs, labels = _check(probs, labels)
+    n, k = probs.shape
+    total = 0.0
+    for c in range(k):
+        p = probs[:, c]
+        hit = (labels == c).double()
+        bins = _equal_width_bin(p, n_bins)
+        gap = torch.bincount(bins, weights=p, minlength=n_bins) - torch.bincount(bins, weights=hit, minlength=n_bins)
+        total += float(gap.abs().sum() / n)
+    return total / k
+
+
+# ---------------------------------------------------------------------------
+# selective prediction
+# ---------------------------------------------------------------------------
+
+
+def risk_coverage(probs: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
+    """Selective risk (error rate among kept examples) when keeping the most
+    confident examples first, at every coverage 1/N, 2/N, ..., 1."""
+    probs, labels = _check(probs, labels)
+    confidence, predicted = probs.max(1)
+    order = torch.argsort(confidence, descending=True, stable=True)
+    errors = (predicted[order] != labels[order]).double().cumsum(0)
+    kept = torch.arange(1, len(order) + 1, dtype=torch.float64)
+    return pd.DataFrame({"coverage": (kept / len(order)).numpy(), "risk": (errors / kept).numpy()})
+
+
+def aurc(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    """Area under the risk-coverage curve (Geifman et al. 2019): lower is better."""
+    return float(risk_coverage(probs, labels)["risk"].mean())
+
+
+def accuracy_at_coverage(probs: torch.Tensor, labels: torch.Tensor, coverage: float) -> float:
+    """Accuracy on the ``coverage`` fraction of examples the model is surest of."""
+    if not 0 < coverage <= 1:
+        raise ValueError(f"coverage={coverage} must be in (0, 1]")
+    table = risk_coverage(probs, labels)
+    keep = max(1, math.ceil(coverage * len(table)))
+    return float(1 - table["risk"].iloc[keep - 1])
+
+
+# ---------------------------------------------------------------------------
+# dark knowledge
+# ---------------------------------------------------------------------------
+
+
+def entropy(probs: torch.Tensor) -> torch.Tensor:
+    """Per-example Shannon entropy in nats."""
+    p = probs.double()
+    return -(p * p.clamp_min(1e-300).log()).sum(1)
+
+
+def effective_classes(probs: torch.Tensor) -> torch.Tensor:
+    """Per-example effective number of classes exp(H): 1 for one-hot, K for uniform."""
+    return entropy(probs).exp()
+
+
+def non_target_mass(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example probability on classes other than the label, 1 - p_y."""
+    return 1 - probs.double().gather(1, labels.long()[:, None]).squeeze(1)
+
+
+def class_similarity(probs: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None) -> np.ndarray:
+    """Class-similarity matrix read from soft outputs.
+
+    Row i is the average, over examples of class i, of the non-target
+    distribution p_j / (1 - p_i) (j != i): where the teacher puts the mass it
+    does not give the label, independent of how confident it is. The matrix is
+    symmetrised; the diagonal is zero.
+    """
+    probs, labels = _check(probs, labels)
+    k = num_classes or probs.shape[1]
+    rest = probs.clone()
+    rest[torch.arange(len(labels)), labels] = 0.0
+    rest = rest / rest.sum(1, keepdim=True).clamp_min(1e-300)
+    sim = np.zeros((k, k))
+    for c in range(k):
+        members = rest[labels == c]
+        if len(members):
+            sim[c] = members.mean(0).numpy()
+    sim = (sim + sim.T) / 2
+    np.fill_diagonal(sim, 0.0)
+    return sim
+
+
+def group_recovery_auc(similarity: np.ndarray, groups: Sequence[Sequence[int]]) -> float:
+    """How well a similarity matrix recovers known class groups, as an AUC.
+
+    The probability that a random pair of classes from the same group is more
+    similar than a random pair from different groups (ties count half): 1 means
+    every within-group pair ranks above every between-group pair, 0.5 is chance.
+    """
+    k = similarity.shape[0]
+    group_of = {c: g for g, members in enumerate(groups) for c in members}
+    within, between = [], []
+    for i in range(k):
+        for j in range(i + 1, k):
+            same = i in group_of and group_of.get(i) == group_of.get(j)
+            (within if same else between).append(similarity[i, j])
+    if not within or not between:
+        raise ValueError("groups must give at least one within-group and one between-group pair")
+    w = np.asarray(within)[:, None]
+    b = np.asarray(between)[None, :]
+    return float(((w > b) + 0.5 * (w == b)).mean())
+
+
+# ---------------------------------------------------------------------------
+# all at once
+# ---------------------------------------------------------------------------
+
+
+def evaluate(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> dict[str, float]:
+    """Every scalar metric of brief section 5 for one set of predictions."""
+    probs, labels = _check(probs, labels)
+    result = {
+        "accuracy": accuracy(probs, labels),
+        "nll": nll(probs, labels),
+        "brier": brier(probs, labels),
+        "ece": ece(probs, labels, n_bins),
+        "adaptive_ece": adaptive_ece(probs, labels, n_bins),
+        "classwise_ece": classwise_ece(probs, labels, n_bins),
+        "mce": mce(probs, labels, n_bins),
+        "aurc": aurc(probs, labels),
+        "mean_confidence": float(probs.max(1).values.mean()),
+        "mean_entropy": float(entropy(probs).mean()),
+        "effective_classes": float(effective_classes(probs).mean()),
+        "non_target_mass": float(non_target_mass(probs, labels).mean()),
+    }
+    if probs.shape[1] >= 20:
+        result["top5_accuracy"] = topk_accuracy(probs, labels, 5)
+    return result

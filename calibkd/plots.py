@@ -1,0 +1,132 @@
+"""Figures of the study, one consistent seaborn style, readable inline and as PNG."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from calibkd import metrics
+
+PALETTE = "colorblind"
+
+
+def set_style() -> None:
+    """The study's plotting style (call once per notebook)."""
+    sns.set_theme(style="whitegrid", context="notebook", palette=PALETTE)
+    plt.rcParams.update({"figure.dpi": 90, "savefig.dpi": 110, "axes.titlesize": 11})
+
+
+def image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+               per_class: int = 6) -> plt.Figure:
+    """``per_class`` example images of every class, one row per class.
+
+    ``images`` are at pixel scale 0-1 (see ``calibkd.data.denormalize``).
+    """
+    classes = len(class_names)
+    fig, axes = plt.subplots(classes, per_class, figsize=(per_class * 0.9, classes * 0.9))
+    for c in range(classes):
+        members = torch.nonzero(labels == c).flatten()[:per_class]
+        for j in range(per_class):
+            ax = axes[c, j]
+            ax.axis("off")
+            if j < len(members):
+                img = images[members[j]].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray_r" if img.shape[-1] == 1 else None)
+        axes[c, 0].text(-0.3, 0.5, class_names[c], transform=axes[c, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig
+
+
+def training_curves(histories: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    """Accuracy, NLL and ECE (15 equal-width bins) per epoch, on training
+    and test monitor subsets, one colour per model: overconfidence shows as
+    train NLL falling while test NLL rises."""
+    rows = []
+    for model, history in histories.items():
+        for split in ("train", "test"):
+            for metric in ("acc", "nll", "ece"):
+                rows.append(pd.DataFrame({"model": model, "split": split, "metric": metric,
+                                          "epoch": history["epoch"], "value": history[f"{split}_{metric}"]}))
+    table = pd.concat(rows, ignore_index=True)
+    titles = {"acc": "accuracy", "nll": "NLL", "ece": "ECE (15 equal-width bins)"}
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, metric in zip(axes, ("acc", "nll", "ece")):
+        sns.lineplot(data=table[table.metric == metric], x="epoch", y="value", hue="model",
+                     style="split", style_order=["train", "test"], marker="o", markersize=4, ax=ax)
+        ax.set_title(titles[metric])
+        ax.set_ylabel("")
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, title: str = "",
+                        n_bins: int = metrics.DEFAULT_BINS, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """Reliability diagram (accuracy per confidence bin, with the gap to the
+    diagonal as red bars) above a histogram of top-label confidence."""
+    if axes is None:
+        fig, axes = plt.subplots(2, 1, figsize=(3.6, 4.4), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
+    else:
+        fig = axes[0].figure
+    top, bottom = axes
+    table = metrics.reliability_table(probs, labels, n_bins, "width")
+    width = 1.0 / n_bins
+    centers = table["lower"] + width / 2
+    filled = table["count"] > 0
+    top.bar(centers[filled], table["accuracy"][filled], width=width, color=sns.color_palette(PALETTE)[0],
+            edgecolor="white", label="accuracy")
+    top.bar(centers[filled], (table["confidence"] - table["accuracy"])[filled], bottom=table["accuracy"][filled],
+            width=width, color="tab:red", alpha=0.35, edgecolor="tab:red", hatch="//", label="gap")
+    top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel("accuracy")
+    score = metrics.ece(probs, labels, n_bins)
+    top.set_title(f"{title}\nECE {100 * score:.2f}% (15 eq.-width bins)" if title else f"ECE {100 * score:.2f}%")
+    top.legend(loc="upper left", fontsize=8)
+    confidence = probs.double().max(1).values.cpu().numpy()
+    bottom.hist(confidence, bins=np.linspace(0, 1, n_bins + 1), color="gray", weights=np.full(len(confidence), 1 / len(confidence)))
+    bottom.axvline(confidence.mean(), color="black", linewidth=1, linestyle=":")
+    bottom.set_xlabel("top-label confidence")
+    bottom.set_ylabel("share")
+    return fig
+
+
+def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], ncols: int) -> plt.Figure:
+    """Several reliability diagrams side by side; ``panels`` maps title -> (probs, labels)."""
+    n = len(panels)
+    nrows = int(np.ceil(n / ncols))
+    fig = plt.figure(figsize=(3.4 * ncols, 4.6 * nrows))
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1] * nrows, hspace=0.35)
+    for i, (title, (probs, labels)) in enumerate(panels.items()):
+        r, c = divmod(i, ncols)
+        top = fig.add_subplot(grid[2 * r, c])
+        bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+        reliability_diagram(probs, labels, title, axes=(top, bottom))
+        top.tick_params(labelbottom=False)
+    return fig
+
+
+def class_similarity_heatmap(similarity: np.ndarray, class_names: Sequence[str],
+                             groups: Sequence[Sequence[int]] = (), title: str = "",
+                             ax: plt.Axes | None = None) -> plt.Axes:
+    """Heat-map of a class-similarity matrix; known groups are outlined."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.8))
+    sns.heatmap(similarity, ax=ax, cmap="mako_r", square=True, xticklabels=class_names,
+                yticklabels=class_names, cbar_kws={"shrink": 0.7})
+    for group in groups:
+        for i in group:
+            for j in group:
+                if i != j:
+                    ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, edgecolor="tab:orange", linewidth=1.5))
+    ax.set_title(title)
+    ax.tick_params(labelsize=7)
+    return ax

@@ -1,0 +1,174 @@
+"""One training loop for teachers and students.
+
+SGD with momentum (or AdamW), a per-step cosine schedule, weight decay,
+batched tensor augmentation, seeded shuffling. After every epoch the model is
+scored on a fixed monitor subset of its training data, on the validation split
+and on a monitor subset of the test split, so the history shows whether
+overconfidence emerges (train NLL falling while test NLL rises). Which epoch's
+weights are kept is ``TrainConfig.report_epoch``: the last, or the best on
+validation NLL; never chosen on test.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from calibkd import metrics
+from calibkd.augment import random_crop_flip
+from calibkd.config import TrainConfig
+from calibkd.data import DataSplits, Split, iterate_batches
+from calibkd.runtime import interactive
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainResult:
+    """A trained model, its per-epoch history and the epoch its weights come from."""
+
+    model: nn.Module
+    history: pd.DataFrame
+    selected_epoch: int
+    seconds: float
+
+
+def _channels_last(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+def _prepare(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
+
+
+@torch.inference_mode()
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` in eval mode for ``images`` (on their device), as float32 on CPU."""
+    was_training = model.training
+    model.eval()
+    channels_last = _channels_last(model)
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = _prepare(images[start: start + batch_size].to(device), channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            outputs.append(model(batch).float().cpu())
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def _score(model: nn.Module, split: Split) -> dict[str, float]:
+    probs = metrics.softmax(predict_logits(model, split.images))
+    return {
+        "acc": metrics.accuracy(probs, split.labels),
+        "nll": metrics.nll(probs, split.labels),
+        "ece": metrics.ece(probs, split.labels),
+    }
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser of ``config`` and a per-step cosine schedule to zero over ``steps``.
+
+    Weight decay applies to conv and linear weights only, not to batch-norm
+    parameters or biases (the usual practice; decaying BN scales only adds noise).
+    """
+    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": config.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if config.optimizer == "sgd":
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+    else:
+        optimizer = torch.optim.AdamW(groups, lr=config.lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+    )
+    return optimizer, schedule
+
+
+def train_model(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig,
+    loss_fn: LossFn = F.cross_entropy,
+    label: str = "model",
+    progress: bool | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``data.train`` (or its seeded ``config.subset``) and
+    return it with a per-epoch history table.
+
+    The model is trained on the device its parameters live on; the data must be
+    on that device too. Randomness (order, augmentation) comes from generators
+    seeded by ``config.seed``.
+    """
+    device = next(model.parameters()).device
+    train = data.train if config.subset is None else data.train.subset(config.subset, config.seed)
+    monitor_train = train.subset(config.monitor_size, config.seed + 1)
+    monitor_test = data.test.subset(config.monitor_size, config.seed + 2)
+    channels_last = _channels_last(model)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    steps_per_epoch = math.ceil(len(train) / config.batch_size)
+    optimizer, schedule = make_optimizer(model, config, config.epochs * steps_per_epoch)
+    order_rng = torch.Generator().manual_seed(config.seed)
+    augment_rng = torch.Generator(device=device).manual_seed(config.seed + 3)
+    show_bars = interactive() if progress is None else progress
+    rows: list[dict[str, float]] = []
+    best_nll, best_state, best_epoch = math.inf, None, config.epochs
+    start = time.perf_counter()
+
+    epochs = range(1, config.epochs + 1)
+    if show_bars:
+        from tqdm.auto import tqdm
+
+        epochs = tqdm(epochs, desc=label, unit="epoch")
+    for epoch in epochs:
+        model.train()
+        epoch_start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        for images, labels in iterate_batches(train, config.batch_size, shuffle=True, generator=order_rng):
+            if config.augment:
+                images = random_crop_flip(images, data.info.crop_padding, data.info.horizontal_flip, augment_rng)
+            images = _prepare(images, channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                logits = model(images)
+            loss = loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            loss_sum += loss.detach() * labels.shape[0]
+            correct += (logits.detach().argmax(1) == labels).sum()
+        row: dict[str, float] = {
+            "epoch": epoch,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": float(loss_sum) / len(train),
+            "train_batch_acc": float(correct) / len(train),
+            "seconds": time.perf_counter() - epoch_start,
+        }
+        for name, split in (("train", monitor_train), ("val", data.val), ("test", monitor_test)):
+            for metric, value in _score(model, split).items():
+                row[f"{name}_{metric}"] = value
+        rows.append(row)
+        if config.report_epoch == "best_val" and row["val_nll"] < best_nll:
+            best_nll, best_epoch = row["val_nll"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+        if show_bars:
+            epochs.set_postfix(train_nll=f"{row['train_nll']:.3f}", val_acc=f"{row['val_acc']:.3f}")  # type: ignore[union-attr]
+        else:
+            print(f"[{label}] epoch {epoch}/{config.epochs}  loss {row['train_loss']:.4f}  "
+                  f"train nll {row['train_nll']:.4f}  val acc {row['val_acc']:.4f} nll {row['val_nll']:.4f}  "
+                  f"test nll {row['test_nll']:.4f} ece {row['test_ece']:.4f}  ({row['seconds']:.1f}s)", flush=True)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, pd.DataFrame(rows), best_epoch, time.perf_counter() - start)

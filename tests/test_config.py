@@ -1,0 +1,125 @@
+"""Bad input fails before training, with a message naming the parameter."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from calibkd.config import (
+    NOTEBOOK_PARAMETERS, PROFILES, ConfigError, ModelConfig, TrainConfig, apply_overrides, get_profile,
+    validate_parameters,
+)
+from calibkd.models import build_model, count_parameters
+
+DEFAULTS = {
+    "profile": "smoke", "dataset": "fashion_mnist", "data_root": "", "seed": 0,
+    "recipes": ["default", "overconfident"], "report_epoch": "last", "teacher_epochs": None,
+    "student_epochs": None, "batch_size": None, "lr": None, "num_threads": 2, "device": "auto", "output_dir": "",
+}
+
+
+def params(**changes):
+    return {**DEFAULTS, **changes}
+
+
+def test_defaults_pass():
+    assert validate_parameters("01_teacher_training", params()) == params()
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"dataset": "imagenet"}, "allowed values: \\['fashion_mnist', 'cifar10', 'cifar100'"),
+    ({"profile": "huge"}, "allowed values: \\['smoke', 'default', 'full'\\]"),
+    ({"recipes": ["default", "sharp"]}, "unknown value 'sharp'"),
+    ({"recipes": []}, "empty list"),
+    ({"teacher_epochs": 0}, "'teacher_epochs'=0 is below its minimum 1"),
+    ({"student_epochs": -3}, "'student_epochs'=-3 is below its minimum"),
+    ({"batch_size": 0}, "'batch_size'=0 is below"),
+    ({"lr": 50.0}, "'lr'=50.0 is above its maximum"),
+    ({"lr": 0.0}, "'lr'=0.0 is below"),
+    ({"report_epoch": "best_test"}, "allowed values: \\['last', 'best_val'\\]"),
+    ({"seed": "zero"}, "'seed'='zero' must be int"),
+    ({"teacher_epochs": True}, "must be int"),
+    ({"device": "tpu"}, "allowed values"),
+])
+def test_bad_values(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_parameters("01_teacher_training", params(**changes))
+
+
+def test_injected_unknown_parameter_is_an_error():
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) \['epochz'\].*allowed parameters"):
+        validate_parameters("01_teacher_training", params(epochz=3))
+
+
+def test_parameter_of_another_notebook_is_unknown():
+    with pytest.raises(ConfigError, match="student_epochs"):
+        validate_parameters("02_miscalibration_diagnosis", params())
+
+
+def test_data_root_must_exist(tmp_path):
+    with pytest.raises(ConfigError, match="'data_root'.*not an existing directory"):
+        validate_parameters("01_teacher_training", params(data_root=str(tmp_path / "missing")))
+
+
+def test_unknown_notebook():
+    with pytest.raises(ConfigError, match="unknown notebook"):
+        validate_parameters("99_nothing", params())
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"epochs": 0}, "epochs=0 must be at least 1"),
+    ({"batch_size": -1}, "batch_size=-1 must be at least 1"),
+    ({"lr": 0.0}, "lr=0.0 is out of range"),
+    ({"lr": float("nan")}, "lr=nan must be a finite number"),
+    ({"momentum": 1.0}, "momentum=1.0 is out of range"),
+    ({"optimizer": "lbfgs"}, "allowed values: \\['sgd', 'adamw'\\]"),
+    ({"report_epoch": "best_test"}, "unknown report_epoch"),
+    ({"loss": "focal"}, "unknown loss"),
+])
+def test_train_config_ranges(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(**changes)
+
+
+def test_unknown_model_and_profile():
+    with pytest.raises(ConfigError, match="allowed models: \\['resnet', 'small_cnn'\\]"):
+        ModelConfig("vit")
+    with pytest.raises(ValueError, match="allowed models"):
+        build_model("vit", 1, 10)
+    with pytest.raises(ValueError, match="bad arguments"):
+        build_model("small_cnn", 1, 10, depth=3)
+    with pytest.raises(ConfigError, match="allowed profiles"):
+        get_profile("huge")
+
+
+def test_overrides_apply_and_are_validated():
+    recipe = PROFILES["smoke"].teacher_recipes["default"]
+    changed = apply_overrides(recipe, params(teacher_epochs=7, lr=0.05, seed=4), "teacher_epochs")
+    assert (changed.train.epochs, changed.train.lr, changed.train.seed) == (7, 0.05, 4)
+    with pytest.raises(ConfigError):
+        apply_overrides(recipe, params(teacher_epochs=0), "teacher_epochs")
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_teacher_has_ten_times_the_student_parameters(profile):
+    p = PROFILES[profile]
+    student = count_parameters(build_model(p.student.model.arch, 1, 10, **p.student.model.arguments))
+    for recipe in p.teacher_recipes.values():
+        teacher = count_parameters(build_model(recipe.model.arch, 1, 10, **recipe.model.arguments))
+        assert teacher >= 10 * student
+
+
+def test_overconfident_recipe_differs_only_in_regularisation_and_length():
+    p = PROFILES["default"]
+    default, sharp = p.teacher_recipes["default"], p.teacher_recipes["overconfident"]
+    assert default.model == sharp.model
+    assert replace(sharp.train, epochs=default.train.epochs, augment=True, weight_decay=default.train.weight_decay,
+                   subset=None) == default.train
+    assert sharp.train.epochs > default.train.epochs and not sharp.train.augment and sharp.train.weight_decay == 0
+
+
+def test_every_notebook_parameter_has_a_rule():
+    from calibkd.config import PARAMETER_RULES
+    for names in NOTEBOOK_PARAMETERS.values():
+        assert set(names) <= set(PARAMETER_RULES)

@@ -1,0 +1,92 @@
+"""The training loop and the train-or-load cache, on tiny data."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from calibkd.checkpoints import CheckpointError
+from calibkd.config import ModelConfig, Recipe, TrainConfig
+from calibkd.experiments import get_trained
+from calibkd.models import build_model
+from calibkd.train import predict_logits, train_model
+
+TINY = ModelConfig("resnet", (("width", 4), ("blocks_per_stage", 1), ("stem_stride", 2)))
+
+
+def recipe(**changes) -> Recipe:
+    return Recipe("tiny", TINY, TrainConfig(**{"epochs": 2, "batch_size": 64, "lr": 0.05, "monitor_size": 100, **changes}))
+
+
+def test_same_seed_same_weights(tiny_splits):
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        model = build_model("resnet", 1, 10, width=4, stem_stride=2)
+        results.append(train_model(model, tiny_splits, recipe().train, progress=False))
+    a, b = (r.model.state_dict() for r in results)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = results[0].history
+    assert list(history["epoch"]) == [1, 2]
+    for column in ("train_nll", "train_ece", "val_acc", "val_nll", "test_nll", "test_ece", "lr"):
+        assert column in history
+
+
+def test_learns_the_synthetic_task(tiny_splits):
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, width=8)
+    result = train_model(model, tiny_splits, recipe(epochs=8, lr=0.1, augment=False).train, progress=False)
+    assert result.history["val_acc"].iloc[-1] > 0.5  # chance is 0.1
+
+
+def test_best_val_epoch_restores_those_weights(tiny_splits):
+    torch.manual_seed(0)
+    model = build_model("resnet", 1, 10, width=4, stem_stride=2)
+    result = train_model(model, tiny_splits, recipe(epochs=3, report_epoch="best_val").train, progress=False)
+    best = int(result.history["val_nll"].idxmin()) + 1
+    assert result.selected_epoch == best
+    from calibkd import metrics
+    probs = metrics.softmax(predict_logits(result.model, tiny_splits.val.images))
+    assert metrics.nll(probs, tiny_splits.val.labels) == pytest.approx(result.history["val_nll"].min(), abs=1e-6)
+
+
+def test_progress_bars_when_interactive(tiny_splits, capsys):
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, width=4)
+    train_model(model, tiny_splits, recipe(epochs=1).train, progress=True)
+    assert "[model] epoch" not in capsys.readouterr().out
+
+
+def test_cache_trains_once_then_loads(tiny_splits, isolated_cache):
+    first = get_trained(recipe(), tiny_splits)
+    second = get_trained(recipe(), tiny_splits)
+    assert not first.from_cache and second.from_cache
+    assert first.record["key"] == second.record["key"]
+    for name in ("temperature", "test_accuracy", "test_ece", "sha256", "params", "history"):
+        assert name in second.record
+    a, b = first.model.state_dict(), second.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    import pandas as pd
+    pd.testing.assert_frame_equal(second.history, first.history)
+    other = get_trained(recipe(seed=1), tiny_splits)
+    assert other.record["key"] != first.record["key"]
+
+
+def test_cache_refuses_weights_that_do_not_reproduce_their_record(tiny_splits, isolated_cache):
+    import json
+
+    first = get_trained(recipe(), tiny_splits)
+    sidecar = isolated_cache / f"{first.record['key']}.json"
+    record = json.loads(sidecar.read_text())
+    record["test_accuracy"] += 0.1
+    sidecar.write_text(json.dumps(record))
+    with pytest.raises(CheckpointError, match="record says"):
+        get_trained(recipe(), tiny_splits)
+
+
+def test_corrupt_cached_checkpoint_is_reported(tiny_splits, isolated_cache):
+    first = get_trained(recipe(), tiny_splits)
+    weights = isolated_cache / f"{first.record['key']}.pt"
+    weights.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError):
+        get_trained(recipe(), tiny_splits)
