@@ -24,7 +24,7 @@ from calibkd.config import Recipe, as_record, cache_dir
 from calibkd.data import DataSplits
 from calibkd.models import build_model, count_parameters
 from calibkd.runtime import set_determinism
-from calibkd.train import predict_logits, train_model
+from calibkd.train import predict_logits, train_model, use_fast_layout
 
 CACHE_VERSION = 1
 
@@ -85,7 +85,7 @@ def get_trained(
         state_dict, record = cache.get(key, params)
         model = _build(recipe, data, device)
         model.load_state_dict(state_dict)
-        model.eval()
+        use_fast_layout(model).eval()
         test_probs = metrics.softmax(predict_logits(model, data.test.images))
         accuracy = metrics.accuracy(test_probs, data.test.labels)
         if abs(accuracy - record["test_accuracy"]) > 1e-9:

@@ -103,14 +103,19 @@ def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], nc
     """Several reliability diagrams side by side; ``panels`` maps title -> (probs, labels)."""
     n = len(panels)
     nrows = int(np.ceil(n / ncols))
-    fig = plt.figure(figsize=(3.4 * ncols, 4.6 * nrows))
-    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1] * nrows, hspace=0.35)
+    fig = plt.figure(figsize=(4.2 * ncols, 5.6 * nrows))
+    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1.1] * nrows, hspace=0.5, wspace=0.3)
     for i, (title, (probs, labels)) in enumerate(panels.items()):
         r, c = divmod(i, ncols)
         top = fig.add_subplot(grid[2 * r, c])
         bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
         reliability_diagram(probs, labels, title, axes=(top, bottom))
         top.tick_params(labelbottom=False)
+        if c > 0:
+            top.set_ylabel("")
+            bottom.set_ylabel("")
+        if r < nrows - 1:
+            bottom.set_xlabel("")
     return fig
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import logging
 import os
 import platform
 import shutil
@@ -88,8 +89,12 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path = DEFAULT_OUTPUT) -> Path:
-    """Execute ``notebooks`` in order; returns the finished run folder."""
+def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path = DEFAULT_OUTPUT,
+              log_output: bool = False) -> Path:
+    """Execute ``notebooks`` in order; returns the finished run folder.
+
+    ``log_output`` streams the notebooks' printed output (epoch lines) to the log.
+    """
     import papermill
 
     resolved = resolve_parameters(notebooks, overrides)
@@ -110,7 +115,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
             start = time.perf_counter()
             papermill.execute_notebook(
                 str(notebook_path(name)), str(staging / f"{name}.ipynb"), parameters=params,
-                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=False,
+                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
             )
             timings[name] = round(time.perf_counter() - start, 1)
             print(f"  {name} finished in {timings[name]:.0f}s", flush=True)
@@ -150,8 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {name: _parse_value(value) for name, value in args.parameter}
     if args.profile:
         overrides["profile"] = args.profile
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
     try:
-        run_study(args.notebooks, overrides, args.output)
+        run_study(args.notebooks, overrides, args.output, log_output=True)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -45,6 +45,17 @@ def _channels_last(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
 
+def use_fast_layout(model: nn.Module) -> nn.Module:
+    """Channels-last weights for convolutional models (faster on CPU and GPU).
+
+    Applied both after training and after loading from the cache, so a cached
+    model computes bit-identical outputs to the freshly trained one.
+    """
+    if _channels_last(model):
+        model.to(memory_format=torch.channels_last)
+    return model
+
+
 def _prepare(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
     return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
@@ -114,8 +125,7 @@ def train_model(
     monitor_train = train.subset(config.monitor_size, config.seed + 1)
     monitor_test = data.test.subset(config.monitor_size, config.seed + 2)
     channels_last = _channels_last(model)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    use_fast_layout(model)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer, schedule = make_optimizer(model, config, config.epochs * steps_per_epoch)
     order_rng = torch.Generator().manual_seed(config.seed)

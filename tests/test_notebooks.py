@@ -1,0 +1,93 @@
+"""The notebooks: parameters cells, pairing with their .py sources, committed
+outputs, and real papermill executions at the smoke size."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pandas as pd
+import papermill
+import pytest
+
+from calibkd.config import NOTEBOOK_PARAMETERS, ConfigError
+from calibkd.study import NOTEBOOK_DIR, run_study
+
+NOTEBOOKS = sorted(NOTEBOOK_PARAMETERS)
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_parameters_cell_declares_exactly_the_registered_parameters(name):
+    declared = papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{name}.ipynb"))
+    assert list(declared) == list(NOTEBOOK_PARAMETERS[name])
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_one_parameters_cell_of_plain_values(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    cells = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1
+    for node in ast.parse(cells[0].source).body:
+        assert isinstance(node, ast.Assign)
+        ast.literal_eval(node.value)  # plain values only
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_ipynb_matches_its_jupytext_source(name):
+    ipynb = jupytext.read(NOTEBOOK_DIR / f"{name}.ipynb")
+    source = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+    assert [c.source for c in ipynb.cells] == [c.source for c in source.cells], \
+        "run `make sync` after editing notebooks/*.py"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_is_executed_and_clean(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    assert notebook.metadata.kernelspec.name == "python3"
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), "execute with `make notebooks`"
+    assert not any(o.get("output_type") == "error" for c in code for o in c.outputs)
+    assert any("NBVAL_CHECK_OUTPUT" in c.source for c in code)
+    assert not any("execution" in c.metadata for c in code), "timing metadata must be stripped"
+    assert notebook.cells[0].cell_type == "markdown" and "What you will learn" in notebook.cells[0].source
+    assert "Questions to try" in notebook.cells[-1].source
+
+
+def test_study_runner_rejects_unknown_or_bad_parameters_before_running(tmp_path):
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        run_study(NOTEBOOKS, {"epochz": 3}, tmp_path)
+    with pytest.raises(ConfigError, match="allowed values"):
+        run_study(NOTEBOOKS, {"profile": "huge"}, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.notebooks
+def test_injected_unknown_parameter_fails_before_training(tmp_path, isolated_cache):
+    with pytest.raises(papermill.PapermillExecutionError, match="unknown parameter"):
+        papermill.execute_notebook(
+            str(NOTEBOOK_DIR / "01_teacher_training.ipynb"), str(tmp_path / "out.ipynb"),
+            parameters={"profile": "smoke", "epochz": 3}, kernel_name="python3", progress_bar=False,
+            cwd=str(NOTEBOOK_DIR),
+        )
+    assert not isolated_cache.exists() or not any(isolated_cache.iterdir())
+
+
+@pytest.mark.notebooks
+def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
+    first = run_study(NOTEBOOKS, {"profile": "smoke"}, tmp_path / "a")
+    for name in NOTEBOOKS:
+        assert (first / f"{name}.ipynb").is_file()
+    figures = {p.stem for p in (first / "figures").glob("*.png")}
+    assert {"01_training_curves", "02_reliability", "02_class_similarity", "02_dark_knowledge"} <= figures
+    metrics = pd.read_csv(first / "metrics.csv")
+    assert set(metrics.notebook) == set(NOTEBOOKS)
+    assert {"accuracy", "nll", "brier", "ece", "ts_temperature"} <= set(metrics.metric)
+    provenance = json.loads((first / "provenance.json").read_text())
+    assert provenance["torch"] and set(provenance["seconds"]) == set(NOTEBOOKS)
+    # same parameters, models now from the cache: the same numbers
+    second = run_study(NOTEBOOKS, {"profile": "smoke"}, tmp_path / "b")
+    assert first.name == second.name
+    pd.testing.assert_frame_equal(metrics, pd.read_csv(second / "metrics.csv"))
