@@ -22,7 +22,7 @@ test: setup data
 
 nbval:
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=1800 --sanitize-with tests/nbval_sanitize.cfg notebooks/
+		--nbval-cell-timeout=1800 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 
 setup: $(STAMP)
 

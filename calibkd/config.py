@@ -385,6 +385,7 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "num_threads": ParameterRule(int, minimum=1, maximum=256),
     "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
     "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
+    "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
 }
 
 #: The parameters each notebook declares in its ``parameters`` cell (a test
@@ -398,7 +399,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     ),
     "02_miscalibration_diagnosis": (
         "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
-        "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir",
+        "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir", "shift_test_size",
     ),
 }
 

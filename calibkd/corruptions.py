@@ -20,8 +20,10 @@ re-implementation is stated next to the function: ImageMagick's motion blur
 (a one-sided Gaussian line kernel, rasterised bilinearly), scipy's zoom
 (bilinear resampling about the centre), the frost photographs (which cannot be
 shipped: a procedural ice texture of fractal noise and crystal streaks
-stands in, with the same blending weights). JPEG uses libjpeg through
-``torchvision.io``; pixelate reproduces PIL's BOX resampling exactly.
+stands in, with the same blending weights). JPEG uses PIL's codec, as the reference
+does; pixelate reproduces PIL's BOX resampling on tensors. The same random
+draws are used at every severity (common random numbers), so a severity step
+changes only the constants.
 """
 
 from __future__ import annotations
@@ -132,15 +134,33 @@ def _motion_kernels(radius: float, sigma: float, angles_deg: torch.Tensor) -> to
 
 
 def motion_blur_batch(images: torch.Tensor, radius: float, sigma: float, angles_deg: torch.Tensor) -> torch.Tensor:
-    """Blur each image along its own angle (one kernel per image, grouped convolution)."""
+    """Blur each image along its own angle: one kernel per image, applied as an
+    FFT convolution (kernels reach 59x59, too large for direct convolution)."""
     n, c, h, w = images.shape
     kernels = _motion_kernels(radius, sigma, angles_deg).to(images)
     k = kernels.shape[-1]
     pad = k // 2
-    flat = images.reshape(1, n * c, h, w)
-    flat = F.pad(flat, (pad, pad, pad, pad), mode="replicate")
-    weight = kernels.repeat_interleave(c, 0).unsqueeze(1)  # (N*C, 1, k, k)
-    return F.conv2d(flat, weight, groups=n * c).reshape(n, c, h, w)
+    padded = F.pad(images.reshape(n * c, 1, h, w), (pad, pad, pad, pad), mode="replicate").reshape(n, c, h + 2 * pad, w + 2 * pad)
+    # circular convolution on the padded size: the centre crop never wraps
+    size = (h + 2 * pad, w + 2 * pad)
+    spectrum = torch.fft.rfft2(padded, s=size) * torch.fft.rfft2(kernels.flip(-1, -2), s=size)[:, None]
+    full = torch.fft.irfft2(spectrum, s=size)
+    return full[:, :, k - 1: k - 1 + h, k - 1: k - 1 + w]
+
+
+def _zoom_matrix(size: int, factor: float) -> torch.Tensor:
+    """(size, size) bilinear resampling that magnifies one axis by ``factor``
+    about the centre, clamping at the border: zoom = A @ image @ A.T."""
+    out = torch.arange(size, dtype=torch.float64)
+    source = (out + 0.5 - size / 2) / factor + size / 2 - 0.5
+    source = source.clamp(0, size - 1)
+    low = source.floor().long().clamp(max=size - 1)
+    high = (low + 1).clamp(max=size - 1)
+    frac = source - low
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix[out.long(), low] += 1 - frac
+    matrix[out.long(), high] += frac
+    return matrix.float()
 
 
 def _zoom_about_centre(images: torch.Tensor, factor: float) -> torch.Tensor:
@@ -213,7 +233,7 @@ def gaussian_noise(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.
 
 def shot_noise(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
     c = SEVERITY_CONSTANTS["shot_noise"][severity - 1]
-    return _clip(torch.poisson(x * c, generator=g) / c)
+    return _clip(torch.poisson((x * c).cpu(), generator=g).to(x.device) / c)
 
 
 def impulse_noise(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
@@ -267,12 +287,14 @@ def motion_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Ten
 
 
 def zoom_blur(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
-    """Average of the image and its centre zooms by 1, 1.01, ... (below the bound)."""
+    """Average of the image and its centre zooms by 1, 1.01, ... (below the
+    bound). Bilinear zoom is separable, so each zoom is two small matmuls."""
     bound = SEVERITY_CONSTANTS["zoom_blur"][severity - 1]
     factors = [1 + 0.01 * i for i in range(int(round(bound * 100)))]
+    _, _, h, w = x.shape
     out = x.clone()
     for factor in factors:
-        out = out + _zoom_about_centre(x, factor)
+        out = out + _zoom_matrix(h, factor).to(x) @ x @ _zoom_matrix(w, factor).to(x).T
     return _clip(out / (len(factors) + 1))
 
 
@@ -421,14 +443,22 @@ def pixelate(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor
 
 
 def jpeg_compression(x: torch.Tensor, severity: int, g: torch.Generator) -> torch.Tensor:
-    """Encode and decode with libjpeg at the severity's quality (torchvision.io)."""
-    from torchvision.io import decode_jpeg, encode_jpeg
+    """Encode and decode with PIL's JPEG codec (libjpeg) at the severity's quality,
+    as the reference does."""
+    import io
+
+    import numpy as np
+    from PIL import Image
 
     quality = SEVERITY_CONSTANTS["jpeg_compression"][severity - 1]
-    as_bytes = (x.clamp(0, 1) * 255).round().to(torch.uint8).cpu()
-    encoded = encode_jpeg(list(as_bytes), quality=quality)
-    decoded = decode_jpeg(encoded)
-    return torch.stack(decoded).to(x.device).float() / 255
+    as_bytes = (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    out = np.empty_like(as_bytes)
+    for i, image in enumerate(as_bytes):
+        buffer = io.BytesIO()
+        Image.fromarray(image.squeeze(-1) if image.shape[-1] == 1 else image).save(buffer, "JPEG", quality=quality)
+        decoded = np.asarray(Image.open(buffer))
+        out[i] = decoded.reshape(out[i].shape)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device).float() / 255
 
 
 CORRUPTIONS: dict[str, Corruption] = {
@@ -459,6 +489,8 @@ def corrupt(images: torch.Tensor, name: str, severity: int, seed: int = 0) -> to
         raise ValueError(f"images must be floating point in [0, 1], got dtype {images.dtype}")
     if images.numel() and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
         raise ValueError("images must be in pixel scale [0, 1]; undo normalisation first (calibkd.data.denormalize)")
-    generator = torch.Generator(device="cpu").manual_seed(seed * 1000 + severity * 37 + list(CORRUPTIONS).index(name))
+    # Common random numbers: the same draws at every severity, so a severity
+    # step changes only the constants.
+    generator = torch.Generator(device="cpu").manual_seed(seed * 1000 + list(CORRUPTIONS).index(name))
     out = CORRUPTIONS[name](images.float(), severity, generator)
     return out.to(images.dtype)

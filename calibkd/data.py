@@ -312,11 +312,13 @@ class DataSplits:
 
 
 def normalize(images: torch.Tensor, dataset: str) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 standardised with the dataset's channel statistics."""
+    """Images (uint8 0-255, or float in pixel scale 0-1) -> float32 standardised
+    with the dataset's channel statistics."""
     mean, std = NORMALIZATION[dataset]
-    mean_t = torch.tensor(mean).view(1, -1, 1, 1)
-    std_t = torch.tensor(std).view(1, -1, 1, 1)
-    return (images.float().div_(255.0) - mean_t) / std_t
+    mean_t = torch.tensor(mean, device=images.device).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, device=images.device).view(1, -1, 1, 1)
+    pixels = images.float().div(255.0) if images.dtype == torch.uint8 else images.float()
+    return (pixels - mean_t) / std_t
 
 
 def denormalize(images: torch.Tensor, dataset: str) -> torch.Tensor:

@@ -36,7 +36,7 @@ def image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
             ax.axis("off")
             if j < len(members):
                 img = images[members[j]].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
-                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray_r" if img.shape[-1] == 1 else None)
+                ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
         axes[c, 0].text(-0.3, 0.5, class_names[c], transform=axes[c, 0].transAxes, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
     return fig
@@ -135,3 +135,48 @@ def class_similarity_heatmap(similarity: np.ndarray, class_names: Sequence[str],
     ax.set_title(title)
     ax.tick_params(labelsize=7)
     return ax
+
+
+def corruption_grid(images: torch.Tensor, corrupted: Mapping[tuple[str, int], torch.Tensor]) -> plt.Figure:
+    """One example image per corruption (rows) and severity (columns), next to
+    the clean image. ``corrupted`` maps (name, severity) -> images in [0, 1]."""
+    names = list(dict.fromkeys(name for name, _ in corrupted))
+    severities = sorted({severity for _, severity in corrupted})
+    fig, axes = plt.subplots(len(names), len(severities) + 1, figsize=(1.3 * (len(severities) + 1), 1.3 * len(names)))
+    axes = np.atleast_2d(axes)
+
+    def show(ax: plt.Axes, img: torch.Tensor) -> None:
+        img = img.clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+        ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None,
+                  vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+
+    for r, name in enumerate(names):
+        show(axes[r, 0], images)
+        axes[r, 0].set_ylabel(name.replace("_", " "), rotation=0, ha="right", va="center", fontsize=8)
+        for c, severity in enumerate(severities, start=1):
+            show(axes[r, c], corrupted[name, severity])
+    axes[0, 0].set_title("clean", fontsize=9)
+    for c, severity in enumerate(severities, start=1):
+        axes[0, c].set_title(f"severity {severity}", fontsize=9)
+    fig.subplots_adjust(wspace=0.05, hspace=0.08)
+    return fig
+
+
+def shift_curves(table: pd.DataFrame, metrics_shown: Sequence[str] = ("accuracy", "ece")) -> plt.Figure:
+    """Mean over corruptions of each metric against severity (0 = clean), one
+    line per model. ``table`` is ``evaluate_suite`` output with a ``model`` column."""
+    clean = table[table.condition == "clean"].assign(severity=0)
+    mean = table[table.condition == "corruption_mean"]
+    data = pd.concat([clean, mean], ignore_index=True)
+    fig, axes = plt.subplots(1, len(metrics_shown), figsize=(5 * len(metrics_shown), 3.6))
+    axes = np.atleast_1d(axes)
+    for ax, metric in zip(axes, metrics_shown):
+        sns.lineplot(data=data[data.metric == metric], x="severity", y="value", hue="model", marker="o", ax=ax)
+        ax.set_title(f"{metric} (mean over corruptions)" if metric != "ece" else "ECE, 15 equal-width bins (mean over corruptions)")
+        ax.set_xticks(range(0, 6))
+        ax.set_xlabel("severity (0 = clean)")
+        ax.set_ylabel("")
+    fig.tight_layout()
+    return fig

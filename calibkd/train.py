@@ -61,7 +61,7 @@ def _prepare(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
     """Logits of ``model`` in eval mode for ``images`` (on their device), as float32 on CPU."""
     was_training = model.training
     model.eval()

@@ -54,7 +54,7 @@ def test_injected_unknown_parameter_is_an_error():
 
 def test_parameter_of_another_notebook_is_unknown():
     with pytest.raises(ConfigError, match="student_epochs"):
-        validate_parameters("02_miscalibration_diagnosis", params())
+        validate_parameters("02_miscalibration_diagnosis", params(shift_test_size=None))
 
 
 def test_data_root_must_exist(tmp_path):
