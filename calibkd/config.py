@@ -200,7 +200,6 @@ class ModelConfig:
 
 OPTIMIZERS = ("sgd", "adamw")
 REPORT_EPOCHS = ("last", "best_val")
-LOSSES = ("ce",)
 
 
 @dataclass(frozen=True)
@@ -216,7 +215,9 @@ class TrainConfig:
     augment: bool = True
     #: train on a seeded subset of this many training examples (None: all)
     subset: int | None = None
+    #: a loss of ``calibkd.losses.LOSS_DEFAULTS`` and its hyper-parameters
     loss: str = "ce"
+    loss_params: tuple[tuple[str, float | str], ...] = ()
     #: which epoch's weights are kept: the last one, or the best on validation NLL
     report_epoch: str = "last"
     #: examples of train and test data scored after every epoch for the curves
@@ -231,7 +232,9 @@ class TrainConfig:
         _check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check_choice("report_epoch", self.report_epoch, REPORT_EPOCHS)
-        _check_choice("loss", self.loss, LOSSES)
+        from calibkd.losses import check_loss
+
+        check_loss(self.loss, dict(self.loss_params))
         if self.subset is not None:
             _check_int("subset", self.subset, minimum=1)
         _check_int("monitor_size", self.monitor_size, minimum=1)
@@ -240,11 +243,16 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model and how to train it: the unit the model cache is keyed on."""
+    """A model and how to train it: the unit the model cache is keyed on.
+
+    ``init_from`` names another teacher recipe of the same profile whose
+    trained weights this one starts from (fine-tuning, as DUS does).
+    """
 
     name: str
     model: ModelConfig
     train: TrainConfig
+    init_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -256,6 +264,8 @@ class Profile:
     teacher_recipes: Mapping[str, Recipe]
     student: Recipe
     description: str = ""
+    #: epochs of fine-tuning for DUS and its plain-CE control (at lr / 10)
+    finetune_epochs: int = 3
 
 
 TEACHER = ModelConfig("resnet", (("width", 32), ("blocks_per_stage", 1), ("stem_stride", 2)))
@@ -273,6 +283,7 @@ def _profile(
     overconfident_subset: int,
     student_epochs: int,
     monitor_size: int,
+    finetune_epochs: int,
 ) -> Profile:
     default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
     # Brief section 3b: same architecture, longer, no augmentation or weight decay,
@@ -290,6 +301,7 @@ def _profile(
             "overconfident": Recipe("overconfident", teacher, overconfident),
         },
         student=Recipe("student_ce", student, replace(default, epochs=student_epochs)),
+        finetune_epochs=finetune_epochs,
     )
 
 
@@ -298,13 +310,13 @@ PROFILES: dict[str, Profile] = {
         "smoke", "seconds: tests and a first look",
         SplitConfig(val_size=500, train_size=2_000, test_size=1_000),
         TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
-        overconfident_subset=500, student_epochs=2, monitor_size=500,
+        overconfident_subset=500, student_epochs=2, monitor_size=500, finetune_epochs=1,
     ),
     "default": _profile(
         "default", "minutes on 2 CPU cores: the committed study",
         SplitConfig(val_size=5_000),
         TEACHER, STUDENT, teacher_epochs=10, overconfident_epochs=30,
-        overconfident_subset=10_000, student_epochs=10, monitor_size=2_000,
+        overconfident_subset=10_000, student_epochs=10, monitor_size=2_000, finetune_epochs=3,
     ),
     "full": _profile(
         "full", "one GPU: wider, deeper teacher trained longer",
@@ -312,9 +324,43 @@ PROFILES: dict[str, Profile] = {
         ModelConfig("resnet", (("width", 64), ("blocks_per_stage", 3), ("stem_stride", 1))),
         ModelConfig("small_cnn", (("width", 32),)),
         teacher_epochs=60, overconfident_epochs=200, overconfident_subset=10_000,
-        student_epochs=60, monitor_size=5_000,
+        student_epochs=60, monitor_size=5_000, finetune_epochs=15,
     ),
 }
+
+
+#: Calibrated teachers (brief section 4): method -> (loss, loss parameters,
+#: fine-tunes the CE teacher of the regime). Train-time methods use the CE
+#: teacher's recipe with only the loss changed; DUS fine-tunes the trained CE
+#: teacher (as in the paper) for ``Profile.finetune_epochs`` at a tenth of the
+#: learning rate, and ``ce_finetune`` is its control: the same fine-tuning
+#: with plain CE (brief section 7).
+TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]] = {
+    "label_smoothing": ("label_smoothing", (("eps", 0.1),), False),
+    "focal": ("focal", (("gamma", 3.0),), False),
+    "flsd53": ("flsd53", (), False),
+    "mixup": ("mixup", (("alpha", 0.2),), False),
+    "mdca": ("mdca", (("beta", 1.0),), False),
+    "dus_hard": ("dus", (("gate", "hard"),), True),
+    "dus_soft": ("dus", (("gate", "soft"),), True),
+    "ce_finetune": ("ce", (), True),
+}
+
+
+def teacher_variant(profile: Profile, regime: str, method: str) -> Recipe:
+    """The ``method`` teacher built on the CE recipe of ``regime`` (default or
+    overconfident): named ``<regime>/<method>``."""
+    if regime not in profile.teacher_recipes:
+        raise ConfigError(f"unknown regime {regime!r}; allowed: {sorted(profile.teacher_recipes)}")
+    if method not in TEACHER_METHODS:
+        raise ConfigError(f"unknown teacher method {method!r}; allowed: {list(TEACHER_METHODS)}")
+    base = profile.teacher_recipes[regime]
+    loss, loss_params, finetune = TEACHER_METHODS[method]
+    train = replace(base.train, loss=loss, loss_params=loss_params)
+    if finetune:
+        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10)
+        return Recipe(f"{regime}/{method}", base.model, train, init_from=regime)
+    return Recipe(f"{regime}/{method}", base.model, train)
 
 
 def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
@@ -386,6 +432,9 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
     "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
+    "regime": ParameterRule(str, choices=("default", "overconfident")),
+    "methods": ParameterRule(list, choices=tuple(TEACHER_METHODS)),
+    "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic")),
 }
 
 #: The parameters each notebook declares in its ``parameters`` cell (a test
@@ -400,6 +449,10 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "02_miscalibration_diagnosis": (
         "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
         "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir", "shift_test_size",
+    ),
+    "03_calibration_methods": (
+        "profile", "dataset", "data_root", "seed", "regime", "methods", "posthoc", "shift_test_size",
+        "num_threads", "device", "output_dir",
     ),
 }
 

@@ -52,16 +52,27 @@ class TrainedModel:
                 f"TS temperature {r['temperature']:.3f} (key {r['key']})")
 
 
-def model_params(recipe: Recipe, data: DataSplits, device: torch.device) -> dict[str, Any]:
-    """The parameters that determine a trained model (and so its cache key)."""
-    return {
+def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
+                 init: TrainedModel | None = None) -> dict[str, Any]:
+    """The parameters that determine a trained model (and so its cache key).
+
+    Optional settings at their defaults (no loss hyper-parameters, no initial
+    weights) are left out, so that keys stay stable as options are added.
+    """
+    train = as_record(recipe.train)
+    if not train["loss_params"]:
+        del train["loss_params"]
+    params = {
         "cache_version": CACHE_VERSION,
         "split": as_record(data.config),
         "model": {"arch": recipe.model.arch, **recipe.model.arguments},
-        "train": as_record(recipe.train),
+        "train": train,
         "device_type": device.type,
         "torch": torch.__version__.split("+")[0],
     }
+    if init is not None:
+        params["init_from"] = {"recipe": init.recipe.name, "key": init.record["key"]}
+    return params
 
 
 def _build(recipe: Recipe, data: DataSplits, device: torch.device) -> nn.Module:
@@ -75,11 +86,15 @@ def get_trained(
     device: torch.device | str = "cpu",
     cache: ModelCache | None = None,
     progress: bool | None = None,
+    init: TrainedModel | None = None,
 ) -> TrainedModel:
-    """The model ``recipe`` gives on ``data``: from the cache if there, else trained and cached."""
+    """The model ``recipe`` gives on ``data``: from the cache if there, else
+    trained (from ``init``'s weights, when given) and cached."""
     device = torch.device(device)
     cache = cache or ModelCache(cache_dir())
-    params = model_params(recipe, data, device)
+    if (recipe.init_from is None) != (init is None):
+        raise ValueError(f"recipe {recipe.name!r} has init_from={recipe.init_from!r}; pass its trained model as init")
+    params = model_params(recipe, data, device, init)
     key = params_key(params)
     if cache.contains(key):
         state_dict, record = cache.get(key, params)
@@ -98,6 +113,8 @@ def get_trained(
 
     set_determinism(recipe.train.seed)
     model = _build(recipe, data, device)
+    if init is not None:
+        model.load_state_dict(init.model.state_dict())
     result = train_model(model, data, recipe.train, label=recipe.name, progress=progress)
     test_probs = metrics.softmax(predict_logits(model, data.test.images))
     val_logits = predict_logits(model, data.val.images)

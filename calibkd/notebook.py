@@ -8,7 +8,7 @@ data is read or model trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -17,7 +17,7 @@ import torch
 
 from calibkd.checkpoints import atomic_write_bytes, atomic_write_text
 from calibkd.config import (
-    ConfigError, Profile, Recipe, apply_overrides, get_profile, validate_parameters,
+    ConfigError, Profile, Recipe, apply_overrides, get_profile, teacher_variant, validate_parameters,
 )
 from calibkd.data import DataSplits, Split, make_splits
 from calibkd.experiments import TrainedModel, get_trained
@@ -82,9 +82,15 @@ class StudyContext:
     def student_recipe(self) -> Recipe:
         return apply_overrides(self.profile.student, self.params, "student_epochs")
 
+    def variant_recipe(self, regime: str, method: str) -> Recipe:
+        """A calibrated teacher (``config.TEACHER_METHODS``) on the CE recipe of ``regime``."""
+        return teacher_variant(self.profile, regime, method)
+
     def trained(self, recipe: Recipe) -> TrainedModel:
-        """Train ``recipe`` (or load it from the cache); prints where it came from."""
-        result = get_trained(recipe, self.data, self.device)
+        """Train ``recipe`` (or load it from the cache), after the model it
+        fine-tunes from, if any; prints where it came from."""
+        init = self.trained(self.teacher_recipe(recipe.init_from)) if recipe.init_from else None
+        result = get_trained(recipe, self.data, self.device, init=init)
         print(result.summary())
         return result
 
@@ -106,7 +112,7 @@ def start(notebook: str, params: Mapping[str, Any]) -> StudyContext:
         apply_overrides(profile.student, params, "student_epochs")
     device = resolve_device(params["device"])
     set_determinism(params["seed"], params["num_threads"])
-    data = make_splits(replace(profile.split), params["data_root"] or None, device)
+    data = make_splits(profile.split, params["data_root"] or None, device)
     root = Path(params["output_dir"]) if params["output_dir"] else None
     print(f"profile {profile.name!r} ({profile.description}); device {device}; "
           f"{torch.get_num_threads()} CPU threads; seed {params['seed']}")

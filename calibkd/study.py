@@ -104,10 +104,9 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     atomic_write_text(staging / "parameters.yaml", yaml.safe_dump(resolved, sort_keys=False))
-    env = dict(os.environ, **KERNEL_ENV)
     timings = {}
     old_env = os.environ.copy()
-    os.environ.update(env)
+    os.environ.update(KERNEL_ENV)  # the kernels papermill starts inherit it
     try:
         for name in notebooks:
             params = dict(resolved[name], output_dir=str(staging.resolve()))

@@ -26,6 +26,7 @@ from calibkd import metrics
 from calibkd.augment import random_crop_flip
 from calibkd.config import TrainConfig
 from calibkd.data import DataSplits, Split, iterate_batches
+from calibkd.losses import build_loss, mixup_batch
 from calibkd.runtime import interactive
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -91,8 +92,8 @@ def make_optimizer(model: nn.Module, config: TrainConfig, steps: int) -> tuple[t
     Weight decay applies to conv and linear weights only, not to batch-norm
     parameters or biases (the usual practice; decaying BN scales only adds noise).
     """
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": config.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     if config.optimizer == "sgd":
@@ -109,7 +110,7 @@ def train_model(
     model: nn.Module,
     data: DataSplits,
     config: TrainConfig,
-    loss_fn: LossFn = F.cross_entropy,
+    loss_fn: LossFn | None = None,
     label: str = "model",
     progress: bool | None = None,
 ) -> TrainResult:
@@ -118,9 +119,12 @@ def train_model(
 
     The model is trained on the device its parameters live on; the data must be
     on that device too. Randomness (order, augmentation) comes from generators
-    seeded by ``config.seed``.
+    seeded by ``config.seed``. The loss is ``config.loss`` unless ``loss_fn`` is
+    given; mixup mixes each batch before the forward pass.
     """
     device = next(model.parameters()).device
+    loss_fn = loss_fn or build_loss(config.loss, dict(config.loss_params))
+    mixup_alpha = float(dict(config.loss_params).get("alpha", 0.2)) if config.loss == "mixup" else None
     train = data.train if config.subset is None else data.train.subset(config.subset, config.seed)
     monitor_train = train.subset(config.monitor_size, config.seed + 1)
     monitor_test = data.test.subset(config.monitor_size, config.seed + 2)
@@ -148,10 +152,13 @@ def train_model(
         for images, labels in iterate_batches(train, config.batch_size, shuffle=True, generator=order_rng):
             if config.augment:
                 images = random_crop_flip(images, data.info.crop_padding, data.info.horizontal_flip, augment_rng)
+            targets = labels
+            if mixup_alpha is not None:
+                images, targets = mixup_batch(images, labels, data.info.num_classes, mixup_alpha, augment_rng)
             images = _prepare(images, channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(images)
-            loss = loss_fn(logits.float(), labels)
+            loss = loss_fn(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -75,7 +75,8 @@ def test_unknown_notebook():
     ({"momentum": 1.0}, "momentum=1.0 is out of range"),
     ({"optimizer": "lbfgs"}, "allowed values: \\['sgd', 'adamw'\\]"),
     ({"report_epoch": "best_test"}, "unknown report_epoch"),
-    ({"loss": "focal"}, "unknown loss"),
+    ({"loss": "huber"}, "unknown loss"),
+    ({"loss": "focal", "loss_params": (("gamma", -1.0),)}, "out of range"),
 ])
 def test_train_config_ranges(changes, message):
     with pytest.raises(ConfigError, match=message):

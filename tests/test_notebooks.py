@@ -77,17 +77,19 @@ def test_injected_unknown_parameter_fails_before_training(tmp_path, isolated_cac
 
 @pytest.mark.notebooks
 def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
-    first = run_study(NOTEBOOKS, {"profile": "smoke"}, tmp_path / "a")
+    smoke = {"profile": "smoke", "shift_test_size": 200}
+    first = run_study(NOTEBOOKS, smoke, tmp_path / "a")
     for name in NOTEBOOKS:
         assert (first / f"{name}.ipynb").is_file()
     figures = {p.stem for p in (first / "figures").glob("*.png")}
-    assert {"01_training_curves", "02_reliability", "02_class_similarity", "02_dark_knowledge"} <= figures
+    assert {"01_training_curves", "02_reliability", "02_class_similarity", "02_dark_knowledge",
+            "02_corruption_examples", "02_shift_curves", "03_reliability_test", "03_non_target_mass_train"} <= figures
     metrics = pd.read_csv(first / "metrics.csv")
     assert set(metrics.notebook) == set(NOTEBOOKS)
     assert {"accuracy", "nll", "brier", "ece", "ts_temperature"} <= set(metrics.metric)
     provenance = json.loads((first / "provenance.json").read_text())
     assert provenance["torch"] and set(provenance["seconds"]) == set(NOTEBOOKS)
     # same parameters, models now from the cache: the same numbers
-    second = run_study(NOTEBOOKS, {"profile": "smoke"}, tmp_path / "b")
+    second = run_study(NOTEBOOKS, smoke, tmp_path / "b")
     assert first.name == second.name
     pd.testing.assert_frame_equal(metrics, pd.read_csv(second / "metrics.csv"))

@@ -90,3 +90,40 @@ def test_corrupt_cached_checkpoint_is_reported(tiny_splits, isolated_cache):
     weights.write_bytes(b"garbage")
     with pytest.raises(CheckpointError):
         get_trained(recipe(), tiny_splits)
+
+
+def test_fine_tuning_starts_from_the_initial_weights_and_keys_on_them(tiny_splits):
+    from dataclasses import replace
+
+    base = get_trained(recipe(), tiny_splits)
+    tuned_recipe = Recipe("tuned", TINY, TrainConfig(epochs=1, batch_size=64, lr=1e-9, monitor_size=100,
+                                                     loss="dus", loss_params=(("gate", "soft"),)), init_from="tiny")
+    with pytest.raises(ValueError, match="pass its trained model as init"):
+        get_trained(tuned_recipe, tiny_splits)
+    tuned = get_trained(tuned_recipe, tiny_splits, init=base)
+    assert tuned.record["params"]["init_from"] == {"recipe": "tiny", "key": base.record["key"]}
+    a, b = base.model.state_dict(), tuned.model.state_dict()
+    weights = [k for k in a if k.endswith("weight")]
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in weights)  # lr ~ 0: barely moved
+    other_base = get_trained(recipe(seed=5), tiny_splits)
+    retuned = get_trained(replace(tuned_recipe), tiny_splits, init=other_base)
+    assert retuned.record["key"] != tuned.record["key"]
+
+
+def test_teacher_variants_change_only_the_loss_or_fine_tune():
+    from calibkd.config import PROFILES, TEACHER_METHODS, ConfigError, teacher_variant
+
+    profile = PROFILES["default"]
+    base = profile.teacher_recipes["default"]
+    for method, (loss, _, finetune) in TEACHER_METHODS.items():
+        variant = teacher_variant(profile, "default", method)
+        assert variant.model == base.model and variant.train.loss == loss
+        if finetune:
+            assert variant.init_from == "default" and variant.train.epochs == profile.finetune_epochs
+        else:
+            assert variant.train.epochs == base.train.epochs and variant.train.augment == base.train.augment
+            assert variant.train.weight_decay == base.train.weight_decay
+    with pytest.raises(ConfigError, match="unknown teacher method"):
+        teacher_variant(profile, "default", "dropout")
+    with pytest.raises(ConfigError, match="unknown regime"):
+        teacher_variant(profile, "sharp", "focal")

@@ -1,0 +1,314 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Calibration methods, and what they do to dark knowledge
+#
+# Which kind of calibrated teacher distills best? Before chapter 04 answers
+# that, this chapter builds the calibrated teachers and compares them on two
+# things at once: **calibration** (is the teacher's confidence honest?) and
+# **the information its soft outputs carry** (what a student would learn).
+#
+# **What you will learn**
+# - four *post-hoc* calibrators, fitted on validation logits of the CE
+#   teacher: temperature scaling, vector scaling, histogram binning and
+#   isotonic regression;
+# - five *train-time* methods, each a teacher trained with the CE teacher's
+#   recipe and only the loss changed: label smoothing, focal loss (gamma 3),
+#   FLSD-53, mixup and MDCA; and CUD's stage 1, **DUS** (focal loss minus a
+#   gated entropy bonus), fine-tuning the CE teacher with a hard or a soft
+#   gate, next to its control: the same fine-tuning with plain CE;
+# - why a method can fix calibration on *test* data while leaving near
+#   one-hot targets on *training* data, or flatten the class structure;
+# - how much an ECE number depends on its estimator.
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+import torch
+from IPython.display import display
+
+from calibkd import metrics, plots
+from calibkd.augment import augmented_copy
+from calibkd.calibration import make_calibrator
+from calibkd.data import Split
+from calibkd.notebook import parameters_from_globals, start
+from calibkd.shift import Suite, evaluate_suite
+from calibkd.train import predict_logits
+
+plots.set_style()
+_before_parameters = set(globals())
+
+# %% tags=["parameters"]
+profile = "default"  # "smoke" (seconds), "default" (minutes on 2 CPU cores), "full" (one GPU)
+dataset = "fashion_mnist"
+data_root = ""
+seed = 0
+regime = "default"  # the CE teacher recipe the methods build on: "default" or "overconfident"
+methods = ["label_smoothing", "focal", "flsd53", "mixup", "mdca", "dus_hard", "dus_soft", "ce_finetune"]
+posthoc = ["temperature", "vector", "histogram", "isotonic"]
+shift_test_size = 2000  # test images for the corruption suite; None: the whole test split
+num_threads = 2
+device = "auto"
+output_dir = ""
+
+# %%
+params = parameters_from_globals("03_calibration_methods", globals(), _before_parameters)
+ctx = start("03_calibration_methods", params)
+
+# %% [markdown]
+# ## The teachers
+#
+# The CE teacher of the chosen regime, then one teacher per train-time
+# method (trained, or loaded from the cache). DUS and its control start from
+# the trained CE teacher and fine-tune it for a few epochs at a tenth of its
+# learning rate. *Decisions:* DUS uses focal gamma 3 and lambda_H 0.1 (the
+# paper's value); the hard gate marks an example hard when it is misclassified
+# or its true-class probability is below 0.5; the soft gate is
+# sigmoid(-10 * margin) with the probability margin p_y - max_{j != y} p_j,
+# so that the paper's gamma = 10 is the gate's sharpness.
+
+# %%
+ce_recipe = ctx.teacher_recipe(regime)
+ce = ctx.trained(ce_recipe)
+trained = {m: ctx.trained(ctx.variant_recipe(regime, m)) for m in methods}
+
+# %% [markdown]
+# Post-hoc calibrators are fitted on the CE teacher's **validation** logits
+# (never on test). Each maps logits to a full probability vector, which is
+# what a distillation target needs.
+
+# %%
+val_logits = predict_logits(ce.model, ctx.data.val.images)
+calibrators = {name: make_calibrator(name).fit(val_logits, ctx.data.val.labels) for name in posthoc}
+for name, calibrator in calibrators.items():
+    print(f"{name}: validation NLL {calibrator.nll_before:.4f} -> {calibrator.nll_after:.4f}")
+
+
+def logit_fn(name):
+    """Images -> log-probabilities of one teacher variant (a softmax of them gives its probabilities)."""
+    if name == "CE":
+        return lambda images: predict_logits(ce.model, images)
+    if name.startswith("CE + "):
+        calibrator = calibrators[name[5:]]
+        return lambda images: calibrator.probs(predict_logits(ce.model, images)).log().float()
+    model = trained[name].model
+    return lambda images: predict_logits(model, images)
+
+
+variants = ["CE"] + [f"CE + {p}" for p in posthoc] + list(methods)
+print(f"{len(variants)} teacher variants:", ", ".join(variants))
+
+# %% [markdown]
+# ## Test, training and augmented training data
+#
+# Every variant on the test split and on a seeded sample of 10,000 of the
+# training examples its CE teacher was fitted on, plain and after one seeded
+# crop-and-flip (what a student sees during distillation).
+
+# %%
+info = ctx.data.info
+train = ctx.training_split(ce_recipe).subset(10_000, seed)
+inputs = {
+    "test": ctx.data.test,
+    "train": train,
+    "train (augmented)": Split(augmented_copy(train.images, info.crop_padding, info.horizontal_flip, seed + 100),
+                               train.labels),
+}
+probs = {(v, split): metrics.softmax(logit_fn(v)(data.images)) for v in variants for split, data in inputs.items()}
+labels = {split: data.labels.cpu() for split, data in inputs.items()}
+rows = []
+for (variant, split), p in probs.items():
+    for metric, value in metrics.evaluate(p, labels[split]).items():
+        rows.append({"notebook": ctx.notebook, "model": variant, "split": split, "metric": metric, "value": value})
+
+# %% [markdown]
+# ## Under distribution shift
+#
+# The corruption suite of chapter 02 (15 corruptions x 5 severities) on a
+# seeded sample of the test split; below, the mean over corruptions and
+# severities 1-5.
+
+# %%
+suite = Suite(test_size=shift_test_size, mixture_count=1000, seed=seed)
+shift_table = evaluate_suite({v: logit_fn(v) for v in variants}, ctx.data, suite)
+ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_03")
+corrupted = shift_table[(shift_table.condition == "corruption_mean") & (shift_table.severity > 0)]
+for (variant, metric), value in corrupted.groupby(["model", "metric"])["value"].mean().items():
+    rows.append({"notebook": ctx.notebook, "model": variant, "split": "corrupted (mean)", "metric": metric,
+                 "value": value})
+scores = pd.DataFrame(rows)
+ctx.outputs.table(scores, "metrics_03")
+
+# %% [markdown]
+# ## One table for every teacher variant
+#
+# Accuracy, NLL, Brier and three ECE estimators (top-label 15 equal-width
+# bins; 15 equal-mass bins; classwise), on test data, on training data
+# (plain and augmented), and under the corruption suite.
+
+# %%
+shown = ["accuracy", "nll", "brier", "ece", "adaptive_ece", "classwise_ece"]
+split_order = ["test", "train", "train (augmented)", "corrupted (mean)"]
+big = scores[scores.metric.isin(shown)].pivot_table(index="model", columns=["split", "metric"], values="value")
+big = big.reindex(index=variants, columns=pd.MultiIndex.from_product([split_order, shown]))
+display(big.round(3))
+
+# %% [markdown]
+# ## Reliability diagrams
+#
+# On test data (first figure) and on augmented training data (second): the
+# inputs a student learns from.
+
+# %%
+fig = plots.reliability_grid({v: (probs[v, "test"], labels["test"]) for v in variants}, ncols=5)
+ctx.outputs.figure(fig, "03_reliability_test")
+
+# %%
+fig = plots.reliability_grid({v: (probs[v, "train (augmented)"], labels["train (augmented)"]) for v in variants},
+                             ncols=5)
+ctx.outputs.figure(fig, "03_reliability_train_augmented")
+
+# %% [markdown]
+# ## Dark knowledge on training inputs
+#
+# What a student would receive: the entropy of each variant's distribution
+# and the mass it puts on non-target classes, on training inputs (plain and
+# augmented); and how well the class-similarity matrix read from its soft
+# outputs recovers the garment groups (AUC; 0.5 chance, 1 perfect).
+# Label smoothing puts the same eps / K on every wrong class, which is known
+# to erase class structure (Müller et al. 2019).
+
+# %%
+dark_rows = []
+for v in variants:
+    for split in ("train", "train (augmented)", "test"):
+        p, y = probs[v, split], labels[split]
+        sim = metrics.class_similarity(p, y, info.num_classes)
+        dark_rows.append({
+            "model": v, "split": split,
+            "median entropy": float(metrics.entropy(p).median()),
+            "median non-target mass": float(metrics.non_target_mass(p, y).median()),
+            "effective classes": float(metrics.effective_classes(p).mean()),
+            "group AUC": metrics.group_recovery_auc(sim, info.class_groups),
+        })
+dark = pd.DataFrame(dark_rows)
+ctx.outputs.table(dark, "dark_knowledge_03")
+display(dark.pivot_table(index="model", columns="split").reindex(variants).round(4))
+
+# %%
+frames = [pd.DataFrame({"model": v, "non-target mass": metrics.non_target_mass(probs[v, "train"], labels["train"])
+                        .clamp_min(1e-8).numpy()}) for v in variants]
+fig, ax = plt.subplots(figsize=(9, 4.2))
+sns.ecdfplot(data=pd.concat(frames, ignore_index=True), x="non-target mass", hue="model", log_scale=True, ax=ax)
+ax.set_title("non-target mass on (plain) training inputs, per teacher variant")
+sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+ctx.outputs.figure(fig, "03_non_target_mass_train")
+
+# %% [markdown]
+# ## Which ECE? The estimator moves the number
+#
+# The same CE teacher, the same test predictions, nine ECE estimators:
+# top-label with equal-width or equal-mass bins, and classwise, each with 10,
+# 15 and 30 bins. A paper that reports "ECE" without saying which cannot be
+# compared with another that does the same.
+
+# %%
+estimator_rows = []
+for v in ("CE", "CE + temperature"):
+    p, y = probs[v, "test"], labels["test"]
+    for bins in (10, 15, 30):
+        estimator_rows.append({"model": v, "bins": bins, "top-label, equal-width": metrics.ece(p, y, bins),
+                               "top-label, equal-mass": metrics.adaptive_ece(p, y, bins),
+                               "classwise, equal-width": metrics.classwise_ece(p, y, bins)})
+estimators = pd.DataFrame(estimator_rows)
+display(estimators.set_index(["model", "bins"]).round(4))
+spread = estimators.set_index(["model", "bins"])
+for v in ("CE", "CE + temperature"):
+    values = spread.loc[v].to_numpy().ravel()
+    print(f"{v}: ECE ranges from {values.min():.4f} to {values.max():.4f} across estimators ({values.max() / values.min():.1f}x)")
+
+# %% [markdown]
+# ## DUS's two conditions, as numbers
+#
+# CUD asks its teacher to (C1) keep correct predictions sharp and (C2) reveal
+# uncertainty on hard ones. On test and training data: **easy** examples are
+# those the CE teacher classifies correctly with p_y >= 0.9; **hard** ones
+# are those it misclassifies or gives p_y < 0.5. C1: mean confidence on easy
+# examples (should stay as high as the CE teacher's). C2: mean entropy on hard
+# examples (should rise above the CE teacher's). The plain-CE fine-tuning
+# control separates DUS from the extra epochs.
+
+# %%
+c_rows = []
+for split in ("test", "train"):
+    ce_p, y = probs["CE", split], labels[split]
+    p_y = ce_p.gather(1, y[:, None]).squeeze(1)
+    easy = (ce_p.argmax(1) == y) & (p_y >= 0.9)
+    hard = (ce_p.argmax(1) != y) | (p_y < 0.5)
+    for v in ["CE"] + [m for m in methods if m in ("dus_hard", "dus_soft", "ce_finetune")]:
+        p = probs[v, split]
+        c_rows.append({"split": split, "model": v, "easy examples": int(easy.sum()), "hard examples": int(hard.sum()),
+                       "C1: confidence on easy": float(p[easy].max(1).values.mean()),
+                       "C2: entropy on hard": float(metrics.entropy(p[hard]).mean())})
+conditions = pd.DataFrame(c_rows)
+ctx.outputs.table(conditions, "dus_conditions_03")
+display(conditions.set_index(["split", "model"]).round(4))
+
+# %% [markdown]
+# ## Key numbers
+#
+# Rounded, so that a rerun on the same machine reproduces them (nbval checks
+# this cell).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+key = scores[scores.metric.isin(["accuracy", "ece"]) & scores.split.isin(["test", "train (augmented)"])]
+print(key.pivot_table(index="model", columns=["split", "metric"], values="value").reindex(variants).round(3).to_string())
+
+# %% [markdown]
+# ## What this run found
+#
+# Computed from the tables above:
+
+# %%
+test_ece = big[("test", "ece")]
+aug_ece = big[("train (augmented)", "ece")]
+train_mass = dark[dark.split == "train"].set_index("model")["median non-target mass"]
+auc = dark[dark.split == "test"].set_index("model")["group AUC"]
+print(f"lowest test ECE: {test_ece.idxmin()} ({test_ece.min():.4f}); CE teacher {test_ece['CE']:.4f}")
+print(f"lowest augmented-train ECE: {aug_ece.idxmin()} ({aug_ece.min():.4f}); CE teacher {aug_ece['CE']:.4f}")
+print(f"median non-target mass on training inputs: CE {train_mass['CE']:.2e}; "
+      f"highest {train_mass.idxmax()} ({train_mass.max():.2e}); lowest {train_mass.idxmin()} ({train_mass.min():.2e})")
+print(f"garment-group AUC on test: CE {auc['CE']:.3f}; lowest {auc.idxmin()} ({auc.min():.3f}); "
+      f"highest {auc.idxmax()} ({auc.max():.3f})")
+for v in [m for m in methods if m.startswith("dus")]:
+    row = conditions[(conditions.split == "test") & (conditions.model == v)].iloc[0]
+    base = conditions[(conditions.split == "test") & (conditions.model == "CE")].iloc[0]
+    print(f"{v}: C1 confidence on easy {row['C1: confidence on easy']:.4f} vs CE {base['C1: confidence on easy']:.4f}; "
+          f"C2 entropy on hard {row['C2: entropy on hard']:.4f} vs CE {base['C2: entropy on hard']:.4f}")
+
+# %% [markdown]
+# FINDINGS_PLACEHOLDER
+#
+# ## Questions to try
+# 1. Rerun with `regime = "overconfident"`. Which methods fix the memorising
+#    teacher's calibration on *training* data, and which only on test?
+# 2. Vector scaling can change the teacher's predicted class. On how many
+#    test images does it, and is it more often right or wrong when it does?
+# 3. Raise label smoothing's eps to 0.3 (`calibkd.config.TEACHER_METHODS`).
+#    What happens to the garment-group AUC, and why would that matter to a
+#    student?
+# 4. DUS's hard gate uses a threshold of 0.5 on p_y. Predict what a
+#    threshold of 0.9 does to C1 and C2, then measure it.
