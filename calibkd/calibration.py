@@ -51,10 +51,10 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     temperature = math.exp(result.x)
     before, after = nll_at(0.0), nll_at(result.x)
     if after > before + 1e-9:
-        warnings.warn(f"temperature scaling did not lower NLL ({before:.4f} -> {after:.4f}); keeping T=1")
+        warnings.warn(f"temperature scaling did not lower NLL ({before:.4f} -> {after:.4f}); keeping T=1", stacklevel=2)
         return 1.0
     if min(abs(result.x - low), abs(result.x - high)) < 1e-3:
-        warnings.warn(f"fitted temperature {temperature:.3g} lies on the search bound {TEMPERATURE_BOUNDS}")
+        warnings.warn(f"fitted temperature {temperature:.3g} lies on the search bound {TEMPERATURE_BOUNDS}", stacklevel=2)
     return temperature
 
 
@@ -96,7 +96,7 @@ class Calibrator(ABC):
         self.nll_before, self.nll_after = before, after
         if after > before + 1e-9:
             warnings.warn(f"{self.name}: NLL on the calibration split rose from {before:.4f} to {after:.4f}; "
-                          "the map makes this model worse calibrated on its own fitting data")
+                          "the map makes this model worse calibrated on its own fitting data", stacklevel=2)
         return self
 
     def probs(self, logits: torch.Tensor) -> torch.Tensor:

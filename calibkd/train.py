@@ -19,7 +19,6 @@ from typing import Callable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from calibkd import metrics

@@ -22,7 +22,6 @@ def test_refuses_probabilities():
 
 
 import numpy as np
-import warnings
 
 from calibkd.calibration import CALIBRATORS, Calibrator, HistogramBinning, IsotonicCalibration, make_calibrator
 
