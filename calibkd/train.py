@@ -15,7 +15,7 @@ import copy
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import torch
@@ -23,7 +23,7 @@ from torch import nn
 
 from calibkd import metrics
 from calibkd.augment import random_crop_flip
-from calibkd.config import TrainConfig
+from calibkd.config import DatasetInfo, TrainConfig
 from calibkd.data import DataSplits, Split, iterate_batches
 from calibkd.losses import build_loss, mixup_batch
 from calibkd.runtime import interactive
@@ -105,6 +105,41 @@ def make_optimizer(model: nn.Module, config: TrainConfig, steps: int) -> tuple[t
     return optimizer, schedule
 
 
+class BatchStream:
+    """The seeded sequence of training batches of one run, replayable: two
+    streams built from the same split, config and device yield identical
+    batches (order, crops, flips, mixup), which is what lets a teacher's
+    outputs on them be computed once and reused by every student."""
+
+    def __init__(self, train: Split, config: TrainConfig, info: DatasetInfo, device: torch.device) -> None:
+        self.train, self.config, self.info = train, config, info
+        self.order_rng = torch.Generator().manual_seed(config.seed)
+        self.augment_rng = torch.Generator(device=device).manual_seed(config.seed + 3)
+        self.mixup_alpha = float(dict(config.loss_params).get("alpha", 0.2)) if config.loss == "mixup" else None
+
+    def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of (images, targets, labels); targets are soft under mixup."""
+        for images, labels in iterate_batches(self.train, self.config.batch_size, shuffle=True,
+                                              generator=self.order_rng):
+            if self.config.augment:
+                images = random_crop_flip(images, self.info.crop_padding, self.info.horizontal_flip,
+                                          self.augment_rng)
+            targets = labels
+            if self.mixup_alpha is not None:
+                images, targets = mixup_batch(images, labels, self.info.num_classes, self.mixup_alpha,
+                                              self.augment_rng)
+            yield images, targets, labels
+
+
+def training_examples(data: DataSplits, config: TrainConfig) -> Split:
+    """The training split a run uses: all of it, or its seeded ``config.subset``."""
+    return data.train if config.subset is None else data.train.subset(config.subset, config.seed)
+
+
+#: A distillation loss hook: (student logits, images, labels, epoch, step) -> loss.
+DistillHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+
+
 def train_model(
     model: nn.Module,
     data: DataSplits,
@@ -112,27 +147,28 @@ def train_model(
     loss_fn: LossFn | None = None,
     label: str = "model",
     progress: bool | None = None,
+    distill: DistillHook | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data.train`` (or its seeded ``config.subset``) and
     return it with a per-epoch history table.
 
     The model is trained on the device its parameters live on; the data must be
     on that device too. Randomness (order, augmentation) comes from generators
-    seeded by ``config.seed``. The loss is ``config.loss`` unless ``loss_fn`` is
-    given; mixup mixes each batch before the forward pass.
+    seeded by ``config.seed`` (``BatchStream``). The loss is ``config.loss``
+    unless ``loss_fn`` is given; mixup mixes each batch before the forward
+    pass; a ``distill`` hook, when given, replaces the loss and also sees the
+    batch's images, epoch and step (to look up or compute teacher outputs).
     """
     device = next(model.parameters()).device
     loss_fn = loss_fn or build_loss(config.loss, dict(config.loss_params))
-    mixup_alpha = float(dict(config.loss_params).get("alpha", 0.2)) if config.loss == "mixup" else None
-    train = data.train if config.subset is None else data.train.subset(config.subset, config.seed)
+    train = training_examples(data, config)
     monitor_train = train.subset(config.monitor_size, config.seed + 1)
     monitor_test = data.test.subset(config.monitor_size, config.seed + 2)
     channels_last = _channels_last(model)
     use_fast_layout(model)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
     optimizer, schedule = make_optimizer(model, config, config.epochs * steps_per_epoch)
-    order_rng = torch.Generator().manual_seed(config.seed)
-    augment_rng = torch.Generator(device=device).manual_seed(config.seed + 3)
+    stream = BatchStream(train, config, data.info, device)
     show_bars = interactive() if progress is None else progress
     rows: list[dict[str, float]] = []
     best_nll, best_state, best_epoch = math.inf, None, config.epochs
@@ -148,16 +184,14 @@ def train_model(
         epoch_start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
-        for images, labels in iterate_batches(train, config.batch_size, shuffle=True, generator=order_rng):
-            if config.augment:
-                images = random_crop_flip(images, data.info.crop_padding, data.info.horizontal_flip, augment_rng)
-            targets = labels
-            if mixup_alpha is not None:
-                images, targets = mixup_batch(images, labels, data.info.num_classes, mixup_alpha, augment_rng)
+        for step, (images, targets, labels) in enumerate(stream.epoch()):
             images = _prepare(images, channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                 logits = model(images)
-            loss = loss_fn(logits.float(), targets)
+            if distill is None:
+                loss = loss_fn(logits.float(), targets)
+            else:
+                loss = distill(logits.float(), images, labels, epoch, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
