@@ -8,7 +8,7 @@ data is read or model trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -44,7 +44,6 @@ class Outputs:
     """Where a notebook saves figures and tables (nowhere when ``root`` is None)."""
 
     root: Path | None
-    tables: list[pd.DataFrame] = field(default_factory=list)
 
     def figure(self, fig: Any, name: str) -> None:
         """Save a matplotlib figure as ``figures/<name>.png`` (atomically)."""
