@@ -344,6 +344,9 @@ TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]
     "dus_hard": ("dus", (("gate", "hard"),), True),
     "dus_soft": ("dus", (("gate", "soft"),), True),
     "ce_finetune": ("ce", (), True),
+    # DUS trained from scratch with the CE recipe instead of fine-tuned (an option)
+    "dus_hard_scratch": ("dus", (("gate", "hard"),), False),
+    "dus_soft_scratch": ("dus", (("gate", "soft"),), False),
 }
 
 

@@ -123,6 +123,8 @@ def test_teacher_variants_change_only_the_loss_or_fine_tune():
         else:
             assert variant.train.epochs == base.train.epochs and variant.train.augment == base.train.augment
             assert variant.train.weight_decay == base.train.weight_decay
+    scratch = teacher_variant(profile, "default", "dus_soft_scratch")
+    assert scratch.init_from is None and scratch.train.epochs == base.train.epochs and scratch.train.loss == "dus"
     with pytest.raises(ConfigError, match="unknown teacher method"):
         teacher_variant(profile, "default", "dropout")
     with pytest.raises(ConfigError, match="unknown regime"):
