@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
 
+from calibkd import metrics
+
 #: Search interval for T; a fit that lands on an edge is reported as such.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 
@@ -30,18 +32,25 @@ def looks_like_probabilities(values: torch.Tensor) -> bool:
     return bool((values >= 0).all() and torch.allclose(rows, torch.ones_like(rows), atol=1e-4))
 
 
+def _check_fit_inputs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(f"logits (N, K) and labels (N,) do not match: {tuple(logits.shape)} and {tuple(labels.shape)}")
+    if logits.shape[0] == 0:
+        raise ValueError("cannot fit a calibrator on an empty set")
+    if labels.min() < 0 or labels.max() >= logits.shape[1]:
+        raise ValueError(f"labels must be in 0..{logits.shape[1] - 1}; got {int(labels.min())}..{int(labels.max())}")
+    if looks_like_probabilities(logits):
+        raise ValueError("the calibrator got probabilities; it needs logits (pre-softmax scores)")
+    return logits.detach().double().cpu(), labels.detach().long().cpu()
+
+
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """The temperature that minimises NLL of ``softmax(logits / T)`` on ``labels``.
 
     Refuses probabilities passed as logits (a common silent mistake), and
     warns if the fitted T does not lower the NLL or lies on a search bound.
     """
-    if logits.ndim != 2 or labels.shape != (logits.shape[0],):
-        raise ValueError(f"expected logits (N, K) and labels (N,), got {tuple(logits.shape)}, {tuple(labels.shape)}")
-    if looks_like_probabilities(logits):
-        raise ValueError("fit_temperature got probabilities; it needs logits (pre-softmax scores)")
-    z = logits.detach().double().cpu()
-    y = labels.detach().long().cpu()
+    z, y = _check_fit_inputs(logits, labels)
 
     def nll_at(log_t: float) -> float:
         return float(F.cross_entropy(z / math.exp(log_t), y))
@@ -63,22 +72,6 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 # ---------------------------------------------------------------------------
 
 
-def _check_fit_inputs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
-        raise ValueError(f"logits (N, K) and labels (N,) do not match: {tuple(logits.shape)} and {tuple(labels.shape)}")
-    if logits.shape[0] == 0:
-        raise ValueError("cannot fit a calibrator on an empty set")
-    if labels.min() < 0 or labels.max() >= logits.shape[1]:
-        raise ValueError(f"labels must be in 0..{logits.shape[1] - 1}; got {int(labels.min())}..{int(labels.max())}")
-    if looks_like_probabilities(logits):
-        raise ValueError("the calibrator got probabilities; it needs logits (pre-softmax scores)")
-    return logits.detach().double().cpu(), labels.detach().long().cpu()
-
-
-def _nll(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    return float(-probs.gather(1, labels[:, None]).clamp_min(1e-12).log().mean())
-
-
 class Calibrator(ABC):
     """Fit on held-out (logits, labels); then map logits to full, normalised
     probability vectors. ``usable_for_targets`` says whether the map's output
@@ -90,9 +83,9 @@ class Calibrator(ABC):
 
     def fit(self, logits: torch.Tensor, labels: torch.Tensor) -> "Calibrator":
         z, y = _check_fit_inputs(logits, labels)
-        before = _nll(torch.softmax(z, 1), y)
+        before = metrics.nll(torch.softmax(z, 1), y)
         self._fit(z, y)
-        after = _nll(self.probs(z), y)
+        after = metrics.nll(self.probs(z), y)
         self.nll_before, self.nll_after = before, after
         if after > before + 1e-9:
             warnings.warn(f"{self.name}: NLL on the calibration split rose from {before:.4f} to {after:.4f}; "
