@@ -350,20 +350,141 @@ TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]
 }
 
 
-def teacher_variant(profile: Profile, regime: str, method: str) -> Recipe:
+# ---------------------------------------------------------------------------
+# Students: how each learns from its teacher (brief sections 3-4)
+# ---------------------------------------------------------------------------
+
+DISTILL_KINDS = ("ce", "kd", "dkd", "target")
+
+
+@dataclass(frozen=True)
+class DistillMethod:
+    """How a student learns from its teacher's outputs (brief section 4 defaults).
+
+    ``ce``: labels only. ``kd``: Hinton KD, (1 - alpha) CE + alpha T^2 KL.
+    ``dkd``: CE + decoupled KD (dkd_alpha TCKD + dkd_beta NCKD) with a linear
+    warm-up. ``target``: KD towards a target built from the teacher's
+    probabilities (a calibration map, W-Clip, the CUD-P projection), tempered
+    at T unless ``temper_target`` is False.
+    """
+
+    kind: str = "kd"
+    temperature: float = 4.0
+    alpha: float = 0.9
+    dkd_alpha: float = 1.0
+    dkd_beta: float = 8.0
+    #: DKD warm-up in epochs; None scales the reference 20 of 240 epochs to the student's epochs
+    warmup_epochs: int | None = None
+    #: for ``target``: apply W-Clip to the teacher's probabilities
+    wclip: bool = False
+    eta: float = 0.5
+    m: float = 0.7
+    #: for ``target``: replace the probabilities by the CUD-P projection
+    cudp: bool = False
+    #: for ``target``: soften the target at ``temperature`` (False: use it as it is)
+    temper_target: bool = True
+
+    def __post_init__(self) -> None:
+        _check_choice("distillation method", self.kind, DISTILL_KINDS)
+        _check_float("temperature", self.temperature, low=0.0, high=100.0, low_open=True)
+        for name in ("alpha", "eta", "m"):
+            _check_float(name, getattr(self, name), low=0.0, high=1.0)
+        _check_float("dkd_alpha", self.dkd_alpha, low=0.0, high=100.0)
+        _check_float("dkd_beta", self.dkd_beta, low=0.0, high=100.0)
+        if self.warmup_epochs is not None:
+            _check_int("warmup_epochs", self.warmup_epochs, minimum=0)
+        if (self.wclip or self.cudp) and self.kind != "target":
+            raise ConfigError("wclip and cudp shape a target: use kind='target'")
+
+    def warmup_for(self, epochs: int) -> int:
+        """DKD's warm-up: as set, or 20 / 240 of the student's epochs (at least 1)."""
+        return self.warmup_epochs if self.warmup_epochs is not None else max(1, round(epochs * 20 / 240))
+
+
+@dataclass(frozen=True)
+class StudentMethod:
+    """One row of the distillation table: which teacher, which map of its
+    outputs, and how the student learns from the result.
+
+    ``teacher``: None (labels only), ``"ce"`` (the CE teacher of the regime),
+    ``"dus"`` (the DUS teacher the notebook selects) or a key of
+    ``TEACHER_METHODS``. ``calibrator``: a post-hoc map fitted on the
+    teacher's validation logits; ``"cudp"`` uses the notebook's CUD-P map.
+    """
+
+    teacher: str | None
+    distill: DistillMethod
+    calibrator: str | None = None
+    description: str = ""
+
+
+_KD = DistillMethod("kd")
+_CUD = DistillMethod("target", wclip=True)
+_CUDP = DistillMethod("target", cudp=True)
+
+STUDENT_METHODS: dict[str, StudentMethod] = {
+    "ce": StudentMethod(None, DistillMethod("ce"), description="labels only"),
+    "kd": StudentMethod("ce", _KD, description="Hinton KD from the CE teacher"),
+    "kd_ts": StudentMethod("ce", DistillMethod("target"), "temperature",
+                           "KD from the CE teacher after temperature scaling"),
+    "kd_ls": StudentMethod("label_smoothing", _KD, description="KD from the label-smoothing teacher"),
+    "kd_focal": StudentMethod("focal", _KD, description="KD from the focal-loss teacher"),
+    "kd_mixup": StudentMethod("mixup", _KD, description="KD from the mixup teacher"),
+    "kd_mdca": StudentMethod("mdca", _KD, description="KD from the MDCA teacher"),
+    "kd_ce_finetune": StudentMethod("ce_finetune", _KD,
+                                    description="control: KD from the CE teacher fine-tuned with CE as long as DUS"),
+    "dkd": StudentMethod("ce", DistillMethod("dkd"), description="decoupled KD from the CE teacher"),
+    "dus_kd": StudentMethod("dus", _KD, description="ablation: DUS teacher, plain KD"),
+    "wclip": StudentMethod("ce", _CUD, description="ablation: CE teacher + W-Clip"),
+    "cud": StudentMethod("dus", _CUD, description="full CUD: DUS teacher + W-Clip + tempered KL"),
+    "cud_untempered": StudentMethod("dus", replace(_CUD, temper_target=False),
+                                    description="ablation: full CUD with the target used untempered"),
+    "cudp": StudentMethod("ce", _CUDP, "cudp", "CUD-P projection of the CE teacher"),
+    "cudp_dus": StudentMethod("dus", _CUDP, "cudp", "CUD-P projection of the DUS teacher"),
+}
+
+#: What the sensitivity sweep may vary: distillation settings of full CUD, and
+#: the DUS teacher's loss (which trains a new teacher per value).
+SWEEP_DISTILL = {"temperature": (0.5, 20.0), "eta": (0.0, 1.0), "m": (0.0, 1.0)}
+SWEEP_TEACHER = {"lambda_h": (0.0, 2.0), "sharpness": (0.1, 100.0)}
+
+
+def check_sweep(sweep: Mapping[str, Any]) -> None:
+    """A sweep is {setting: [values]} with known settings and values in range."""
+    if not isinstance(sweep, Mapping):
+        raise ConfigError(f"sweep={sweep!r} must be a dict of setting -> list of values")
+    allowed = SWEEP_DISTILL | SWEEP_TEACHER
+    for name, values in sweep.items():
+        if name not in allowed:
+            raise ConfigError(f"unknown sweep setting {name!r}; allowed: {sorted(allowed)}")
+        if not isinstance(values, list):
+            raise ConfigError(f"sweep values of {name!r} must be a list, got {values!r}")
+        low, high = allowed[name]
+        for value in values:
+            _check_float(f"sweep {name}", value, low=low, high=high)
+
+
+def teacher_variant(profile: Profile, regime: str, method: str,
+                    loss_overrides: Mapping[str, float | str] | None = None) -> Recipe:
     """The ``method`` teacher built on the CE recipe of ``regime`` (default or
-    overconfident): named ``<regime>/<method>``."""
+    overconfident): named ``<regime>/<method>``. ``loss_overrides`` changes
+    loss hyper-parameters (a sensitivity sweep) and is part of the name."""
     if regime not in profile.teacher_recipes:
         raise ConfigError(f"unknown regime {regime!r}; allowed: {sorted(profile.teacher_recipes)}")
     if method not in TEACHER_METHODS:
         raise ConfigError(f"unknown teacher method {method!r}; allowed: {list(TEACHER_METHODS)}")
     base = profile.teacher_recipes[regime]
     loss, loss_params, finetune = TEACHER_METHODS[method]
+    name = f"{regime}/{method}"
+    if loss_overrides:
+        merged = dict(loss_params) | dict(loss_overrides)
+        loss_params = tuple(sorted(merged.items()))
+        name += "[" + ",".join(f"{k}={v}" for k, v in sorted(loss_overrides.items())) + "]"
     train = replace(base.train, loss=loss, loss_params=loss_params)
     if finetune:
         train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10)
-        return Recipe(f"{regime}/{method}", base.model, train, init_from=regime)
-    return Recipe(f"{regime}/{method}", base.model, train)
+        return Recipe(name, base.model, train, init_from=regime)
+    return Recipe(name, base.model, train)
 
 
 def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
@@ -438,6 +559,13 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "regime": ParameterRule(str, choices=("default", "overconfident")),
     "methods": ParameterRule(list, choices=tuple(TEACHER_METHODS)),
     "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic")),
+    "student_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
+    "regimes": ParameterRule(list, choices=("default", "overconfident"),
+                             help="the first runs student_methods, the others central_methods"),
+    "central_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
+    "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
+    "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
+    "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
 }
 
 #: The parameters each notebook declares in its ``parameters`` cell (a test
@@ -456,6 +584,10 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "03_calibration_methods": (
         "profile", "dataset", "data_root", "seed", "regime", "methods", "posthoc", "shift_test_size",
         "num_threads", "device", "output_dir",
+    ),
+    "04_student_distillation": (
+        "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
+        "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir",
     ),
 }
 
@@ -480,6 +612,8 @@ def validate_parameters(notebook: str, params: Mapping[str, Any]) -> dict[str, A
         raise ConfigError(f"notebook {notebook} is missing parameter(s) {missing}")
     for name in declared:
         PARAMETER_RULES[name].check(name, params[name])
+    if "sweep" in params:
+        check_sweep(params["sweep"])
     if params.get("data_root"):
         root = Path(params["data_root"]).expanduser()
         if not root.is_dir():

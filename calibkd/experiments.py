@@ -11,7 +11,7 @@ it is loaded: the weights must reproduce the recorded test accuracy.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 import torch
@@ -24,7 +24,7 @@ from calibkd.config import Recipe, as_record, cache_dir
 from calibkd.data import DataSplits
 from calibkd.models import build_model, count_parameters
 from calibkd.runtime import set_determinism
-from calibkd.train import predict_logits, train_model, use_fast_layout
+from calibkd.train import TrainResult, predict_logits, train_model, use_fast_layout
 
 CACHE_VERSION = 1
 
@@ -53,7 +53,7 @@ class TrainedModel:
 
 
 def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
-                 init: TrainedModel | None = None) -> dict[str, Any]:
+                 init: TrainedModel | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters that determine a trained model (and so its cache key).
 
     Optional settings at their defaults (no loss hyper-parameters, no initial
@@ -72,6 +72,8 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
     }
     if init is not None:
         params["init_from"] = {"recipe": init.recipe.name, "key": init.record["key"]}
+    if extra:
+        params["extra"] = extra
     return params
 
 
@@ -87,14 +89,23 @@ def get_trained(
     cache: ModelCache | None = None,
     progress: bool | None = None,
     init: TrainedModel | None = None,
+    extra: dict[str, Any] | None = None,
+    trainer: Callable[[nn.Module], TrainResult] | None = None,
 ) -> TrainedModel:
     """The model ``recipe`` gives on ``data``: from the cache if there, else
-    trained (from ``init``'s weights, when given) and cached."""
+    trained (from ``init``'s weights, when given) and cached.
+
+    A student passes ``extra`` (what else determines its weights: the
+    teacher's key, the distillation method, the target map; part of the
+    cache key) and ``trainer`` (trains the freshly initialised model; by
+    default ``train_model`` with the recipe's loss). ``trainer`` is only
+    called when the cache has no entry.
+    """
     device = torch.device(device)
     cache = cache or ModelCache(cache_dir())
     if (recipe.init_from is None) != (init is None):
         raise ValueError(f"recipe {recipe.name!r} has init_from={recipe.init_from!r}; pass its trained model as init")
-    params = model_params(recipe, data, device, init)
+    params = model_params(recipe, data, device, init, extra)
     key = params_key(params)
     if cache.contains(key):
         state_dict, record = cache.get(key, params)
@@ -115,7 +126,10 @@ def get_trained(
     model = _build(recipe, data, device)
     if init is not None:
         model.load_state_dict(init.model.state_dict())
-    result = train_model(model, data, recipe.train, label=recipe.name, progress=progress)
+    if trainer is None:
+        result = train_model(model, data, recipe.train, label=recipe.name, progress=progress)
+    else:
+        result = trainer(model)
     test_probs = metrics.softmax(predict_logits(model, data.test.images))
     val_logits = predict_logits(model, data.val.images)
     record = {

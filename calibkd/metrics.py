@@ -270,6 +270,27 @@ def group_recovery_auc(similarity: np.ndarray, groups: Sequence[Sequence[int]]) 
 
 
 # ---------------------------------------------------------------------------
+# teacher-student fidelity (Stanton et al. 2021)
+# ---------------------------------------------------------------------------
+
+
+def agreement(student_probs: torch.Tensor, teacher_probs: torch.Tensor) -> float:
+    """Top-1 agreement: the fraction of inputs where student and teacher predict the same class."""
+    if student_probs.shape != teacher_probs.shape:
+        raise ValueError(f"shapes differ: {tuple(student_probs.shape)} vs {tuple(teacher_probs.shape)}")
+    return float((student_probs.argmax(1) == teacher_probs.argmax(1)).double().mean())
+
+
+def mean_kl(teacher_probs: torch.Tensor, student_probs: torch.Tensor, eps: float = 1e-12) -> float:
+    """Mean over inputs of KL(teacher || student), in nats: how far the
+    student's predictive distribution is from the teacher's."""
+    if student_probs.shape != teacher_probs.shape:
+        raise ValueError(f"shapes differ: {tuple(student_probs.shape)} vs {tuple(teacher_probs.shape)}")
+    p, q = teacher_probs.double(), student_probs.double()
+    return float((p * (p.clamp_min(eps).log() - q.clamp_min(eps).log())).sum(1).mean())
+
+
+# ---------------------------------------------------------------------------
 # all at once
 # ---------------------------------------------------------------------------
 

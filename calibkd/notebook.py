@@ -8,7 +8,7 @@ data is read or model trained.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -22,6 +22,7 @@ from calibkd.config import (
 from calibkd.data import DataSplits, Split, make_splits
 from calibkd.experiments import TrainedModel, get_trained
 from calibkd.runtime import resolve_device, set_determinism
+from calibkd.student_stage import StudentStage
 
 #: Names IPython defines in every kernel; never parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -81,9 +82,11 @@ class StudyContext:
     def student_recipe(self) -> Recipe:
         return apply_overrides(self.profile.student, self.params, "student_epochs")
 
-    def variant_recipe(self, regime: str, method: str) -> Recipe:
-        """A calibrated teacher (``config.TEACHER_METHODS``) on the CE recipe of ``regime``."""
-        return teacher_variant(self.profile, regime, method)
+    def variant_recipe(self, regime: str, method: str, loss_overrides: Mapping[str, float] | None = None) -> Recipe:
+        """A calibrated teacher (``config.TEACHER_METHODS``) on the CE recipe of
+        ``regime``, with the notebook's seed."""
+        recipe = teacher_variant(self.profile, regime, method, loss_overrides)
+        return replace(recipe, train=replace(recipe.train, seed=self.params["seed"]))
 
     def trained(self, recipe: Recipe) -> TrainedModel:
         """Train ``recipe`` (or load it from the cache), after the model it
@@ -92,6 +95,20 @@ class StudyContext:
         result = get_trained(recipe, self.data, self.device, init=init)
         print(result.summary())
         return result
+
+    def student_stage(self, regime: str, dus_teacher: str = "dus_soft", cudp_map: str = "temperature") -> StudentStage:
+        """The students of ``regime``: the student recipe, trained on the same
+        examples as the regime's CE teacher (its subset, if it has one)."""
+        teacher = self.teacher_recipe(regime)
+        student = self.student_recipe()
+        student = replace(student, train=replace(student.train, subset=teacher.train.subset))
+
+        def source(method: str, loss_overrides: Mapping[str, float] | None) -> TrainedModel:
+            if method == "ce":
+                return self.trained(teacher)
+            return self.trained(self.variant_recipe(regime, method, loss_overrides))
+
+        return StudentStage(self.data, self.device, regime, student, source, dus_teacher, cudp_map)
 
     def training_split(self, recipe: Recipe) -> Split:
         """The training examples ``recipe`` was fitted on (its subset, if it has one)."""

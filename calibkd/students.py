@@ -11,76 +11,78 @@ teacher outputs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from calibkd import distill
-from calibkd.config import ConfigError, TrainConfig
+from calibkd.calibration import Calibrator
+from calibkd.config import DISTILL_KINDS as KINDS, ConfigError, DistillMethod, TrainConfig
 from calibkd.data import DataSplits
 from calibkd.teacher_cache import TeacherLogits
 from calibkd.train import DistillHook, TrainResult, train_model
 
-KINDS = ("ce", "kd", "dkd", "target")
-
-#: Maps teacher logits (N, K) and labels (N,) to target probabilities (N, K).
-TargetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+__all__ = ["KINDS", "DistillMethod", "check_teacher", "make_target", "make_hook", "train_student"]
 
 
-@dataclass(frozen=True)
-class DistillMethod:
-    """How a student learns from its teacher (brief section 4 defaults)."""
+def check_teacher(teacher: nn.Module, data: DataSplits) -> None:
+    """Refuse a teacher that cannot serve ``data``: it must accept the data's
+    images and give one logit per class (checked on two images, before training)."""
+    images = data.val.images[:2]
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        with torch.inference_mode():
+            out = teacher(images.to(next(teacher.parameters()).device))
+    except RuntimeError as error:
+        raise ConfigError(f"the teacher does not accept {data.info.name} images of shape "
+                          f"{tuple(images.shape[1:])}: {str(error).splitlines()[0]}") from None
+    finally:
+        teacher.train(was_training)
+    if out.ndim != 2 or out.shape[1] != data.info.num_classes:
+        raise ConfigError(f"the teacher gives outputs of shape {tuple(out.shape[1:])}, but {data.info.name} "
+                          f"has {data.info.num_classes} classes")
 
-    kind: str = "kd"
-    temperature: float = 4.0
-    alpha: float = 0.9
-    dkd_alpha: float = 1.0
-    dkd_beta: float = 8.0
-    warmup_epochs: int = 20
-    #: for ``target``: apply W-Clip to the teacher's probabilities
-    wclip: bool = False
-    eta: float = 0.5
-    m: float = 0.7
-    #: for ``target``: soften the target at ``temperature`` (False: use it as it is)
-    temper_target: bool = True
 
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"unknown distillation method {self.kind!r}; allowed: {list(KINDS)}")
-        if isinstance(self.temperature, bool) or not self.temperature > 0:
-            raise ConfigError(f"temperature={self.temperature!r} must be > 0")
-        for name in ("alpha", "eta", "m"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise ConfigError(f"{name}={value!r} must be in [0, 1]")
-        if self.dkd_alpha < 0 or self.dkd_beta < 0:
-            raise ConfigError("dkd_alpha and dkd_beta must be >= 0")
-        if self.warmup_epochs < 0:
-            raise ConfigError(f"warmup_epochs={self.warmup_epochs} must be >= 0")
+def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                calibrator: Calibrator | None = None) -> torch.Tensor:
+    """The target probabilities (at T = 1) a ``target`` method distills towards:
+    the teacher's softmax, or its calibrator's map; then the CUD-P projection
+    (q_y = the calibrated probability of the label) and / or W-Clip."""
+    probs = torch.softmax(teacher_logits, 1)
+    if method.cudp:
+        if calibrator is None:
+            raise ValueError("CUD-P needs a fitted calibration map for c(x)")
+        confidence = calibrator.probs(teacher_logits).to(probs).gather(1, labels[:, None]).squeeze(1)
+        probs = distill.cudp_projection(probs, labels, confidence.clamp(0.0, 1.0))
+    elif calibrator is not None:
+        probs = calibrator.probs(teacher_logits).to(probs)
+    if method.wclip:
+        probs = distill.wclip(probs, labels, method.eta, method.m)
+    return probs
 
 
 def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
-              target_map: TargetFn | None = None) -> DistillHook | None:
-    """The training-loop hook that computes ``method``'s loss on one batch."""
+              calibrator: Calibrator | None = None, epochs: int = 1) -> DistillHook | None:
+    """The training-loop hook that computes ``method``'s loss on one batch
+    (``epochs``: the student's epochs, for DKD's warm-up)."""
     if method.kind == "ce":
         return None
     if teacher_logits is None:
         raise ValueError(f"distillation method {method.kind!r} needs teacher logits")
+    if method.cudp and calibrator is None:
+        raise ValueError("CUD-P needs a fitted calibration map for c(x)")
+    warmup = method.warmup_for(epochs)
 
     def hook(student: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         teacher = teacher_logits.batch(epoch, step).to(student)
         if method.kind == "kd":
             return distill.kd_loss(student, teacher, labels, method.temperature, method.alpha)
         if method.kind == "dkd":
-            ramp = min(epoch / method.warmup_epochs, 1.0) if method.warmup_epochs else 1.0
+            ramp = min(epoch / warmup, 1.0) if warmup else 1.0
             return F.cross_entropy(student, labels) + ramp * distill.dkd_loss(
                 student, teacher, labels, method.dkd_alpha, method.dkd_beta, method.temperature)
-        probs = target_map(teacher, labels) if target_map is not None else torch.softmax(teacher, 1)
-        if method.wclip:
-            probs = distill.wclip(probs, labels, method.eta, method.m)
+        probs = make_target(method, teacher, labels, calibrator)
         return distill.target_kd_loss(student, probs.to(student), labels, method.temperature, method.alpha,
                                       method.temper_target)
 
@@ -89,7 +91,7 @@ def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
 
 def train_student(student: nn.Module, data: DataSplits, config: TrainConfig, method: DistillMethod,
                   teacher_logits: TeacherLogits | None = None, teacher_key: str | None = None,
-                  target_map: TargetFn | None = None, label: str = "student",
+                  calibrator: Calibrator | None = None, label: str = "student",
                   progress: bool | None = None) -> TrainResult:
     """Train ``student`` with ``config`` and learn from the teacher as ``method`` says.
 
@@ -100,5 +102,5 @@ def train_student(student: nn.Module, data: DataSplits, config: TrainConfig, met
         if teacher_key is None:
             raise ValueError("pass teacher_key with teacher_logits so the cache can be checked")
         teacher_logits.check(teacher_key, data, config)
-    hook = make_hook(method, teacher_logits, target_map)
+    hook = make_hook(method, teacher_logits, calibrator, config.epochs)
     return train_model(student, data, config, label=label, progress=progress, distill=hook)

@@ -124,3 +124,40 @@ def test_every_notebook_parameter_has_a_rule():
     from calibkd.config import PARAMETER_RULES
     for names in NOTEBOOK_PARAMETERS.values():
         assert set(names) <= set(PARAMETER_RULES)
+
+
+def test_teacher_variant_with_loss_overrides_is_named_and_keyed_apart():
+    from calibkd.config import get_profile, teacher_variant
+
+    profile = get_profile("default")
+    plain = teacher_variant(profile, "default", "dus_soft")
+    swept = teacher_variant(profile, "default", "dus_soft", {"lambda_h": 0.3})
+    assert swept.name == "default/dus_soft[lambda_h=0.3]"
+    assert dict(swept.train.loss_params) == {"gate": "soft", "lambda_h": 0.3}
+    assert swept.init_from == plain.init_from == "default"
+    with pytest.raises(ConfigError, match="lambda_h"):
+        teacher_variant(profile, "default", "dus_soft", {"lambda_h": -1.0})
+
+
+@pytest.mark.parametrize("sweep,message", [
+    ({"gamma_f": [1.0]}, "unknown sweep setting"),
+    ({"eta": [2.0]}, "out of range"),
+    ({"temperature": 4.0}, "must be a list"),
+    ([1, 2], "must be dict"),
+])
+def test_notebook_04_rejects_bad_sweeps(sweep, message):
+    from calibkd.study import declared_parameters, notebook_path
+
+    params = declared_parameters(notebook_path("04_student_distillation"))
+    params["sweep"] = sweep
+    with pytest.raises(ConfigError, match=message):
+        validate_parameters("04_student_distillation", params)
+
+
+def test_notebook_04_rejects_unknown_student_methods():
+    from calibkd.study import declared_parameters, notebook_path
+
+    params = declared_parameters(notebook_path("04_student_distillation"))
+    params["student_methods"] = ["kd", "fitnet"]
+    with pytest.raises(ConfigError, match="fitnet"):
+        validate_parameters("04_student_distillation", params)

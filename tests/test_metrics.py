@@ -152,3 +152,18 @@ def test_evaluate_names_every_calibration_estimator():
     result = metrics.evaluate(probs, labels)
     assert set(metrics.ESTIMATORS) <= set(result)
     assert "top5_accuracy" in result
+
+
+def test_agreement_and_mean_kl_against_scipy():
+    from scipy.stats import entropy
+
+    rng = np.random.default_rng(0)
+    teacher = rng.dirichlet(np.ones(5), size=40)
+    student = rng.dirichlet(np.ones(5), size=40)
+    expected_kl = np.mean([entropy(t, s) for t, s in zip(teacher, student)])
+    t, s = torch.tensor(teacher), torch.tensor(student)
+    assert metrics.mean_kl(t, s) == pytest.approx(expected_kl, rel=1e-9)
+    assert metrics.mean_kl(t, t) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.agreement(s, t) == pytest.approx(np.mean(teacher.argmax(1) == student.argmax(1)))
+    with pytest.raises(ValueError, match="shapes differ"):
+        metrics.agreement(s, t[:, :4])

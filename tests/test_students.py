@@ -66,3 +66,66 @@ def test_the_cache_is_checked(tiny_splits, cache):
 def test_bad_method(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DistillMethod(**kwargs)
+
+
+# ---------------------------------------------------------------------------
+# targets, teacher checks, method settings
+# ---------------------------------------------------------------------------
+
+from calibkd import distill  # noqa: E402
+from calibkd.calibration import make_calibrator  # noqa: E402
+from calibkd.students import check_teacher, make_target  # noqa: E402
+
+
+def _fitted(name):
+    torch.manual_seed(3)
+    logits = torch.randn(300, 10) * 3
+    labels = torch.where(torch.rand(300) < 0.7, logits.argmax(1), torch.randint(0, 10, (300,)))
+    return make_calibrator(name).fit(logits, labels)
+
+
+def test_target_of_a_temperature_map_is_the_scaled_softmax():
+    calibrator = _fitted("temperature")
+    z, y = torch.randn(20, 10), torch.randint(0, 10, (20,))
+    target = make_target(DistillMethod("target"), z, y, calibrator)
+    torch.testing.assert_close(target, torch.softmax(z / calibrator.temperature, 1), rtol=1e-5, atol=1e-6)
+    # tempering that target at T is softmax(z / (T_ts * T))
+    torch.testing.assert_close(distill.temper(target, 4.0), torch.softmax(z / (4.0 * calibrator.temperature), 1),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_cudp_target_sets_the_label_to_the_calibrated_probability_where_the_rank_allows():
+    calibrator = _fitted("temperature")
+    z, y = torch.randn(50, 10) * 2, torch.randint(0, 10, (50,))
+    q = make_target(DistillMethod("target", cudp=True), z, y, calibrator)
+    c = calibrator.probs(z).gather(1, y[:, None]).squeeze(1)
+    q_y = q.gather(1, y[:, None]).squeeze(1)
+    others = q.scatter(1, y[:, None], -1.0).max(1).values
+    assert torch.all(q_y >= c - 1e-6) and torch.all(q_y >= others - 1e-6)
+    unconstrained = q_y > c + 1e-6  # raised to the rank bound: then q_y ties with the runner-up
+    torch.testing.assert_close(q_y[unconstrained], others[unconstrained], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(q.sum(1), torch.ones(50), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="calibration map"):
+        make_target(DistillMethod("target", cudp=True), z, y, None)
+
+
+def test_wclip_target_applies_after_the_map():
+    z, y = torch.randn(30, 10) * 3, torch.randint(0, 10, (30,))
+    target = make_target(DistillMethod("target", wclip=True, eta=0.4, m=0.6), z, y)
+    torch.testing.assert_close(target, distill.wclip(torch.softmax(z, 1), y, 0.4, 0.6))
+
+
+def test_check_teacher_refuses_wrong_class_count_or_input_shape(tiny_splits):
+    check_teacher(build_model("resnet", 1, 10, width=4, stem_stride=2), tiny_splits)
+    with pytest.raises(ConfigError, match="100 classes|has 10 classes"):
+        check_teacher(build_model("resnet", 1, 100, width=4, stem_stride=2), tiny_splits)
+    with pytest.raises(ConfigError, match="does not accept"):
+        check_teacher(build_model("resnet", 3, 10, width=4, stem_stride=2), tiny_splits)
+
+
+def test_wclip_or_cudp_need_a_target_method_and_dkd_warmup_scales():
+    with pytest.raises(ConfigError, match="kind='target'"):
+        DistillMethod("kd", wclip=True)
+    assert DistillMethod("dkd").warmup_for(240) == 20
+    assert DistillMethod("dkd").warmup_for(10) == 1
+    assert DistillMethod("dkd", warmup_epochs=0).warmup_for(10) == 0

@@ -1,0 +1,430 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · Student distillation: every baseline, CUD and CUD-P
+#
+# The chapter the study exists for. Do students distilled from calibrated,
+# uncertainty-shaped teachers beat students of plain cross-entropy teachers:
+# on accuracy, on calibration clean and under shift, and on ambiguous inputs?
+#
+# **What you will learn**
+# - how one student recipe serves every method, so that only the *target*
+#   changes: KD (Hinton et al. 2015), KD from a temperature-scaled teacher
+#   (KD-TS), KD from label-smoothing, focal, mixup and MDCA teachers, DKD
+#   (Zhao et al. 2022), and CUD's pieces: the DUS teacher, W-Clip, full CUD,
+#   and CUD-P, the calibrated projection of brief section 3;
+# - why each teacher's outputs are computed once and shared by all its
+#   students, and what that costs;
+# - how to read a student's calibration *after its own temperature scaling*:
+#   the control that separates "a better student" from "a student whose
+#   confidence happens to be at the right level";
+# - that the answer depends on the regime: a teacher that is already
+#   calibrated, and one that memorised its data;
+# - how sensitive full CUD is to its settings, measured on validation data.
+#
+# One seed at the default size: the differences here are *not* tested for
+# noise. The multi-seed verdicts with intervals are chapter 05's.
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+from IPython.display import display
+
+from calibkd import metrics, plots
+from calibkd.augment import augmented_copy
+from calibkd.config import STUDENT_METHODS
+from calibkd.data import Split
+from calibkd.notebook import parameters_from_globals, start
+from calibkd.shift import Suite, evaluate_suite
+from calibkd.student_stage import score_students, sweep_methods, target_diagnostics
+from calibkd.train import predict_logits
+
+plots.set_style()
+_before_parameters = set(globals())
+
+# %% tags=["parameters"]
+profile = "default"  # "smoke" (seconds), "default" (minutes on 2 CPU cores), "full" (one GPU)
+dataset = "fashion_mnist"
+data_root = ""
+seed = 0
+regimes = ["default", "overconfident"]  # the first runs student_methods, the others central_methods
+student_methods = ["ce", "kd", "kd_ts", "kd_ls", "kd_focal", "kd_mixup", "kd_mdca", "kd_ce_finetune", "dkd",
+                   "dus_kd", "wclip", "cud", "cud_untempered", "cudp", "cudp_dus"]
+central_methods = ["ce", "kd", "kd_ts", "dus_kd", "wclip", "cud", "cudp", "cudp_dus"]
+dus_teacher = "dus_soft"  # which DUS teacher of chapter 03 CUD uses
+cudp_map = "temperature"  # the held-out calibration map that gives CUD-P its c(x)
+sweep = {"temperature": [2.0, 8.0], "eta": [0.25, 1.0], "m": [0.4, 1.0], "lambda_h": [0.3]}  # {} skips it
+shift_test_size = 2000  # test images for the corruption suite; None: the whole test split
+num_threads = 2
+device = "auto"
+output_dir = ""
+
+# %%
+params = parameters_from_globals("04_student_distillation", globals(), _before_parameters)
+ctx = start("04_student_distillation", params)
+
+# %% [markdown]
+# ## One recipe, fifteen targets
+#
+# Every student has the same architecture, data, augmentation, optimiser,
+# schedule and initial weights (the same seed); only what it learns from
+# changes. The rows of the comparison, from `calibkd.config.STUDENT_METHODS`:
+
+# %%
+rows = []
+for name in student_methods:
+    m = STUDENT_METHODS[name]
+    teacher = {None: "-", "dus": f"DUS ({dus_teacher})"}.get(m.teacher, m.teacher)
+    target = {"temperature": "temperature-scaled", "cudp": f"CUD-P projection (c(x) from {cudp_map})"}.get(
+        m.calibrator, "teacher softmax")
+    if m.distill.wclip:
+        target += " + W-Clip"
+    loss = {"ce": "CE on labels", "kd": "KD", "dkd": "CE + DKD",
+            "target": "KD to target" + ("" if m.distill.temper_target else " (untempered)")}[m.distill.kind]
+    rows.append({"student": name, "teacher": teacher, "target": target if m.teacher else "-", "loss": loss,
+                 "what it tests": m.description})
+display(pd.DataFrame(rows).set_index("student"))
+
+# %% [markdown]
+# **Decisions, written down.**
+# - *Loss:* (1 - a) CE + a T^2 KL(target_T || student_T) with T = 4, a = 0.9
+#   for every KD-style method. A target given as probabilities q is
+#   *tempered* as softmax(log q / T) = q^(1/T) / sum q^(1/T): the same
+#   softening KD applies to logits, so "target = teacher softmax" reproduces
+#   KD exactly (a test checks this). `cud_untempered` ablates the choice by
+#   using the W-Clipped target as it is.
+# - *W-Clip:* eta 0.5, m 0.7; only rows the teacher gets wrong change.
+# - *CUD-P:* q_y = c(x), the probability of the label under a calibration map
+#   fitted on the teacher's **validation** logits, applied to the teacher's
+#   logits on the **augmented training views** the student sees; raised to
+#   the rank bound where needed; non-target ratios kept. The projection is
+#   applied to the teacher's T = 1 distribution and the result tempered at T
+#   like every target.
+# - *DKD:* alpha 1, beta 8, T 4, plus CE on labels; the reference
+#   implementation's warm-up of 20 of 240 epochs, scaled to the student's
+#   epochs (at least one).
+# - *Controls:* `kd_ce_finetune` distills from the CE teacher fine-tuned
+#   with plain CE for as many epochs as DUS fine-tunes; every student is
+#   also reported after its own temperature scaling (fitted on validation).
+# - *Teacher outputs computed once:* each teacher's logits on the student's
+#   seeded batch stream (same order, crops and flips for every student) are
+#   computed in one pass and served to all its students.
+# - *Training data:* the student trains on the same examples as the CE
+#   teacher of the regime (all of them in the default regime; the
+#   overconfident teacher's 10,000-example subset in that regime), so that it
+#   distills on inputs its teacher has fitted.
+
+# %% [markdown]
+# ## The main regime
+#
+# First, where the teachers sit: each teacher's test accuracy, test ECE and
+# the temperature that TS fits on validation (T > 1: overconfident; T < 1:
+# underconfident).
+
+# %%
+main_regime = regimes[0]
+stage = ctx.student_stage(main_regime, dus_teacher, cudp_map)
+results = {name: stage.student(name) for name in student_methods}
+
+
+def teacher_table(stage):
+    """Test accuracy, test ECE and TS temperature of every teacher a stage used."""
+    return pd.DataFrame([{"teacher": t.recipe.name, "test accuracy": t.record["test_accuracy"],
+                          "test ECE": t.record["test_ece"], "TS temperature": t.record["temperature"],
+                          "logit pass (s)": stage.teacher_pass_seconds.get(t.record["key"])}
+                         for t in stage.teachers.values()]).set_index("teacher")
+
+
+display(teacher_table(stage).round(4))
+
+# %% [markdown]
+# The one-off teacher passes (last column; empty when every student of that
+# teacher came from the cache) are shared by all students of a teacher;
+# chapter `bench/` compares the student stage with training on labels alone.
+#
+# ## Scores
+#
+# Every student on clean test data, on validation, after its own temperature
+# scaling, against its teacher (top-1 agreement and mean KL(teacher ||
+# student) on test), and under the corruption suite of chapter 02 on a
+# seeded sample of the test split, with the ambiguous sets: mixtures of two
+# test images (scored against their soft truth) and the 10 % of test images
+# on which each student is least certain.
+
+# %%
+models = {name: r.model for name, r in results.items()}
+scores = score_students(results, ctx.data).assign(regime=main_regime)
+suite = Suite(test_size=shift_test_size, mixture_count=1000, seed=seed)
+shift_table = evaluate_suite(models, ctx.data, suite).assign(regime=main_regime)
+ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_04")
+
+
+def summary_table(scores, shift_table, names):
+    """One row per student: the columns of the chapter's results table."""
+    def pick(frame, **where):
+        for key, value in where.items():
+            frame = frame[frame[key] == value]
+        return frame.set_index("model")["value"]
+
+    corrupted = shift_table[(shift_table.condition == "corruption_mean") & (shift_table.severity > 0)]
+    columns = {
+        "accuracy": pick(scores, split="test", metric="accuracy"),
+        "NLL": pick(scores, split="test", metric="nll"),
+        "Brier": pick(scores, split="test", metric="brier"),
+        "ECE": pick(scores, split="test", metric="ece"),
+        "ECE after TS": pick(scores, split="test after TS", metric="ece"),
+        "NLL after TS": pick(scores, split="test after TS", metric="nll"),
+        "own TS T": pick(scores, split="validation", metric="ts_temperature"),
+        "shift acc (mean)": corrupted[corrupted.metric == "accuracy"].groupby("model")["value"].mean(),
+        "shift ECE (mean)": corrupted[corrupted.metric == "ece"].groupby("model")["value"].mean(),
+        "shift ECE (sev 5)": pick(corrupted[corrupted.severity == 5], metric="ece"),
+        "mixture NLL": pick(shift_table, condition="mixture_0.5", metric="soft_nll"),
+        "hard-slice NLL": pick(shift_table, condition="hard_slice", metric="nll"),
+        "agreement": pick(scores, split="test", metric="agreement"),
+        "KL(teacher||student)": pick(scores, split="test", metric="teacher_kl"),
+    }
+    return pd.DataFrame(columns).reindex(names)
+
+
+table = summary_table(scores, shift_table, student_methods)
+display(table.round(4))
+
+# %% [markdown]
+# ## Accuracy against calibration
+#
+# Each point is one student; up and to the left is better. Open markers are
+# the same students after their own temperature scaling: how far a student's
+# ECE moves there says how much of its calibration a single scalar could have
+# given it anyway.
+
+# %%
+plane = table.reset_index(names="student")
+fig, ax = plt.subplots(figsize=(8, 5.5))
+sns.scatterplot(data=plane, x="ECE", y="accuracy", hue="student", s=70, ax=ax, legend=False)
+ax.scatter(plane["ECE after TS"], plane["accuracy"], facecolors="none", edgecolors="grey", s=60)
+for _, row in plane.iterrows():
+    ax.annotate(row["student"], (row["ECE"], row["accuracy"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
+    ax.plot([row["ECE"], row["ECE after TS"]], [row["accuracy"]] * 2, color="grey", lw=0.6, alpha=0.6)
+ax.set(xlabel="test ECE (filled: as trained; open: after the student's own TS)", ylabel="test accuracy",
+       title=f"students of the {main_regime} regime")
+ctx.outputs.figure(fig, "04_accuracy_vs_ece")
+
+# %% [markdown]
+# ## Reliability of the KD, KD-TS and CUD students
+#
+# On clean test data (top) and on the pooled corruptions at severity 3
+# (bottom).
+
+# %%
+from calibkd.shift import pooled_corrupted_split  # noqa: E402
+
+shown = [n for n in ("kd", "kd_ts", "cud", "cudp") if n in results]
+shifted = pooled_corrupted_split(ctx.data.test, ctx.data.info.name, 3, per_corruption=200, seed=seed)
+panels = {}
+for split_name, split in (("test", ctx.data.test), ("corrupted, severity 3", shifted)):
+    for name in shown:
+        probs = metrics.softmax(predict_logits(results[name].model, split.images))
+        panels[f"{name}: {split_name}"] = (probs, split.labels.cpu())
+fig = plots.reliability_grid(panels, ncols=len(shown))
+ctx.outputs.figure(fig, "04_reliability")
+
+# %% [markdown]
+# ## Calibration under shift, per severity
+#
+# ECE and accuracy averaged over the 15 corruptions at each severity, for
+# the KD-family baselines and CUD's variants.
+
+# %%
+curves = shift_table[shift_table.condition.isin(["clean", "corruption_mean"])
+                     & shift_table.model.isin(["ce", "kd", "kd_ts", "kd_mixup", "dkd", "cud", "cudp", "cudp_dus"])]
+fig = plots.shift_curves(curves)
+ctx.outputs.figure(fig, "04_shift_curves")
+
+# %% [markdown]
+# ## The ablation of brief section 3
+#
+# Which part of CUD does what: the DUS teacher alone (with plain KD), W-Clip
+# alone (on the CE teacher), both (full CUD), the choice of tempering, the
+# calibrated projection CUD-P on either teacher, and post-hoc calibration of
+# the CE teacher alone (KD-TS), each against plain KD. Differences are
+# "this run minus KD", one seed.
+
+# %%
+ablation = [n for n in ("kd", "kd_ts", "dus_kd", "wclip", "cud", "cud_untempered", "cudp", "cudp_dus")
+            if n in table.index]
+cols = ["accuracy", "NLL", "ECE", "ECE after TS", "shift ECE (mean)", "mixture NLL", "agreement"]
+ablation_table = table.loc[ablation, cols]
+display(ablation_table.round(4))
+display((ablation_table - ablation_table.loc["kd"]).drop(index="kd").round(4).add_prefix("Δ "))
+
+# %% [markdown]
+# ## What each student was taught
+#
+# The targets themselves, at T = 1, on augmented views of 10,000 training
+# examples (what the students see): mean confidence, probability of the
+# label, entropy, non-target mass, and the ECE of the target against the
+# labels. W-Clip only changes rows the teacher gets wrong; CUD-P moves the
+# label's probability to the held-out calibrated level on every row.
+
+# %%
+info = ctx.data.info
+train = stage.recipe.train
+train_examples = ctx.data.train if train.subset is None else ctx.data.train.subset(train.subset, train.seed)
+sample = train_examples.subset(10_000, seed)
+augmented = Split(augmented_copy(sample.images, info.crop_padding, info.horizontal_flip, seed + 100), sample.labels)
+targets = target_diagnostics(stage, results, augmented).set_index("model")
+display(targets.round(4))
+
+# %% [markdown]
+# ## The overconfident regime
+#
+# The same comparison, restricted to the central methods, on the teacher
+# that memorised a 10,000-example subset (chapter 01): here there is
+# overconfidence to remove. The students train on that same subset. DUS and
+# every calibrated teacher fine-tune or retrain on this regime's CE recipe.
+
+# %%
+other_tables = {}
+other_scores, other_shift, other_targets = [], [], {}
+for regime in regimes[1:]:
+    other = ctx.student_stage(regime, dus_teacher, cudp_map)
+    other_results = {name: other.student(name) for name in central_methods}
+    display(teacher_table(other).round(4))
+    s = score_students(other_results, ctx.data).assign(regime=regime)
+    t = evaluate_suite({n: r.model for n, r in other_results.items()}, ctx.data, suite).assign(regime=regime)
+    other_scores.append(s)
+    other_shift.append(t)
+    other_tables[regime] = summary_table(s, t, central_methods)
+    other_sample = ctx.training_split(ctx.teacher_recipe(regime)).subset(10_000, seed)
+    other_augmented = Split(augmented_copy(other_sample.images, info.crop_padding, info.horizontal_flip, seed + 100),
+                            other_sample.labels)
+    other_targets[regime] = target_diagnostics(other, other_results, other_augmented).set_index("model")
+    print(f"regime {regime}:")
+    display(other_tables[regime].round(4))
+    display(other_targets[regime].round(4))
+
+# %%
+if other_tables:
+    both = pd.concat({main_regime: table.loc[[n for n in central_methods if n in table.index]], **other_tables},
+                     names=["regime", "student"]).reset_index()
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    for ax, column in zip(axes, ["accuracy", "ECE", "shift ECE (mean)"]):
+        sns.barplot(data=both, x="student", y=column, hue="regime", ax=ax)
+        ax.tick_params(axis="x", rotation=60)
+        ax.set_xlabel("")
+    fig.tight_layout()
+    ctx.outputs.figure(fig, "04_regimes")
+
+# %% [markdown]
+# ## Sensitivity of full CUD, on validation
+#
+# Each setting varied alone around full CUD's defaults (T 4, eta 0.5, m 0.7,
+# lambda_H 0.1; a new DUS teacher per lambda_H), scored on the **validation**
+# split, never on test. This is where one would tune; the table shows how
+# much there is to gain.
+
+# %%
+sweep_rows = []
+if sweep:
+    base = results["cud"] if "cud" in results else stage.student("cud")
+    base_val = score_students({"cud": base}, ctx.data)
+    base_val = base_val[base_val.split == "validation"].set_index("metric")["value"]
+    defaults = {"temperature": 4.0, "eta": 0.5, "m": 0.7, "lambda_h": 0.1, "sharpness": 10.0}
+    for setting in sweep:
+        sweep_rows.append({"setting": setting, "value": defaults[setting], **base_val[["accuracy", "nll", "ece"]]})
+    for label, setting, value, method, overrides in sweep_methods(sweep):
+        result = stage.student(label, method, overrides)
+        val = score_students({label: result}, ctx.data)
+        val = val[val.split == "validation"].set_index("metric")["value"]
+        sweep_rows.append({"setting": setting, "value": value, **val[["accuracy", "nll", "ece"]]})
+sensitivity = pd.DataFrame(sweep_rows)
+if not sensitivity.empty:
+    sensitivity = sensitivity.sort_values(["setting", "value"]).reset_index(drop=True)
+    ctx.outputs.table(sensitivity.assign(regime=main_regime), "sensitivity_04")
+    display(sensitivity.round(4))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes, ["accuracy", "nll", "ece"]):
+        for setting, group in sensitivity.groupby("setting"):
+            ax.plot(range(len(group)), group[metric], marker="o", label=setting)
+        ax.set(title=f"validation {metric}", xlabel="setting value (low -> high)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    ctx.outputs.figure(fig, "04_sensitivity")
+
+# %%
+all_scores = pd.concat([scores, *other_scores], ignore_index=True)
+ctx.outputs.table(all_scores.assign(notebook=ctx.notebook), "metrics_04")
+if other_shift:
+    ctx.outputs.table(pd.concat(other_shift).assign(notebook=ctx.notebook), "shift_04_other_regimes")
+
+# %% [markdown]
+# ## Key numbers
+#
+# Rounded, so that a rerun on the same machine reproduces them (nbval checks
+# this cell).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+key_columns = ["accuracy", "ECE", "ECE after TS", "shift ECE (mean)"]
+print(f"regime {main_regime}")
+print(table[key_columns].round(3).to_string())
+for regime, frame in other_tables.items():
+    print(f"regime {regime}")
+    print(frame[key_columns].round(3).to_string())
+
+# %% [markdown]
+# ## What this run found
+#
+# Computed from the tables above:
+
+# %%
+def findings(frame, regime):
+    if "kd" not in frame.index:
+        print(f"[{regime}] no KD student to compare with")
+        return
+    kd = frame.loc["kd"]
+    print(f"[{regime}] best accuracy: {frame['accuracy'].idxmax()} ({frame['accuracy'].max():.4f}); "
+          f"KD {kd['accuracy']:.4f}; CE student {frame.loc['ce', 'accuracy']:.4f}")
+    print(f"[{regime}] lowest test ECE: {frame['ECE'].idxmin()} ({frame['ECE'].min():.4f}); KD {kd['ECE']:.4f}")
+    print(f"[{regime}] lowest ECE under shift: {frame['shift ECE (mean)'].idxmin()} "
+          f"({frame['shift ECE (mean)'].min():.4f}); KD {kd['shift ECE (mean)']:.4f}")
+    for name in [n for n in ("kd_ts", "dus_kd", "wclip", "cud", "cudp", "cudp_dus") if n in frame.index]:
+        row = frame.loc[name]
+        print(f"[{regime}] {name} - KD: accuracy {row['accuracy'] - kd['accuracy']:+.4f}, "
+              f"ECE {row['ECE'] - kd['ECE']:+.4f}, ECE after TS {row['ECE after TS'] - kd['ECE after TS']:+.4f}, "
+              f"shift ECE {row['shift ECE (mean)'] - kd['shift ECE (mean)']:+.4f}, "
+              f"mixture NLL {row['mixture NLL'] - kd['mixture NLL']:+.4f}")
+
+
+findings(table, main_regime)
+for regime, frame in other_tables.items():
+    findings(frame, regime)
+
+# %% [markdown]
+# FINDINGS_PLACEHOLDER
+#
+# ## Questions to try
+# 1. Full CUD's W-Clip only touches rows the teacher gets wrong. From the
+#    targets table, estimate on what fraction of augmented training views it
+#    acts; then compare with `(teacher.argmax(1) != labels).float().mean()`.
+# 2. Rerun with `cudp_map = "isotonic"`. Does a different held-out map
+#    change CUD-P's student, and in which direction did its target
+#    confidence move?
+# 3. KD-TS softens the teacher by T_ts before the KD temperature. In the
+#    default regime T_ts is close to 1: predict, then check, how different
+#    the KD-TS and KD students are.
+# 4. Which single change moves the overconfident regime's students the
+#    most: the teacher (DUS), the target map (W-Clip, CUD-P) or the
+#    post-hoc TS of the student itself?
