@@ -102,12 +102,17 @@ def build(recipe: Any, data: DataSplits, device: torch.device, seed: int = 0) ->
 # ---------------------------------------------------------------------------
 
 
-def calibkd_throughput(recipe: Any, data: DataSplits, device: torch.device, epochs: int = 2) -> float:
+def calibkd_throughput(recipe: Any, data: DataSplits, device: torch.device, epochs: int = 2,
+                       compile_model: bool = False) -> tuple[float, float]:
     """Images/s of ``train_model`` in its last epoch (training steps only: the
-    per-epoch evaluation is timed apart by the loop itself)."""
+    per-epoch evaluation is timed apart by the loop itself), and the extra
+    seconds of the first epoch (compilation, warm-up)."""
     config = replace(recipe.train, epochs=epochs, monitor_size=100)
-    result = train_model(build(recipe, data, device), data, config, progress=False)
-    return len(data.train) / float(result.history["seconds"].iloc[-1])
+    model = build(recipe, data, device)
+    if compile_model:
+        model = torch.compile(model)
+    seconds = train_model(model, data, config, progress=False).history["seconds"]
+    return len(data.train) / float(seconds.iloc[-1]), float(seconds.iloc[0] - seconds.iloc[-1])
 
 
 class PerSampleDataset(torch.utils.data.Dataset):
@@ -327,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the script, not the machine")
     parser.add_argument("--omp", action="store_true", help="also measure OMP_WAIT_POLICY idle and under load")
     parser.add_argument("--study", action="store_true", help="run the default study from an empty cache (long)")
+    parser.add_argument("--compile", action="store_true", help="also measure the loop with torch.compile")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the plain loop")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/<preset>-<device>.json)")
     parser.add_argument("--only-throughput", action="store_true", help=argparse.SUPPRESS)
@@ -337,14 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     set_determinism(0, args.threads)
     data, teacher, student, n = preset(args.preset, args.quick, device)
     if args.only_throughput:
-        print(calibkd_throughput(teacher, data, device))
+        print(calibkd_throughput(teacher, data, device)[0])
         return 0
 
     report: dict[str, Any] = {"preset": args.preset, "quick": args.quick, "hardware": hardware(device),
                               "train_examples": n}
     loops = {}
     for role, recipe in (("teacher", teacher), ("student", student)):
-        ours = calibkd_throughput(recipe, data, device)
+        ours, _ = calibkd_throughput(recipe, data, device)
         plain = plain_throughput(recipe, data, device, args.workers)
         flops = training_step_flops(recipe, data, device)
         loops[role] = {"arch": recipe.model.arch, "kwargs": dict(recipe.model.kwargs),
@@ -352,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
                        "calibkd_images_per_s": ours, "plain_images_per_s": plain, "ratio": ours / plain,
                        "flops_per_step": flops,
                        "achieved_flops_per_s": flops * ours / recipe.train.batch_size}
+        if args.compile:
+            compiled, first_epoch_extra = calibkd_throughput(recipe, data, device, compile_model=True)
+            loops[role]["compiled_images_per_s"] = compiled
+            loops[role]["compile_first_epoch_extra_seconds"] = first_epoch_extra
     peak = matmul_peak(device)
     for entry in loops.values():
         entry["percent_of_matmul_peak"] = 100 * entry["achieved_flops_per_s"] / peak
@@ -379,6 +389,9 @@ def format_table(report: dict[str, Any]) -> str:
     for role, e in report["loops"].items():
         lines.append(f"{role:8s} calibkd {e['calibkd_images_per_s']:9.0f} img/s | plain {e['plain_images_per_s']:9.0f} "
                      f"img/s | ratio {e['ratio']:.2f}x | {e['percent_of_matmul_peak']:.1f} % of matmul peak")
+        if "compiled_images_per_s" in e:
+            lines.append(f"{'':8s} torch.compile {e['compiled_images_per_s']:9.0f} img/s "
+                         f"(first epoch +{e['compile_first_epoch_extra_seconds']:.0f}s)")
     s = report["student_stage"]
     lines.append(f"student stage ({s['epochs']} epochs on {s['train_examples']} images): labels only "
                  f"{s['labels_only_seconds']:.2f}s; one-off teacher pass {s['teacher_pass_seconds']:.2f}s")

@@ -82,10 +82,11 @@ def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
         assert (first / f"{name}.ipynb").is_file()
     figures = {p.stem for p in (first / "figures").glob("*.png")}
     assert {"01_training_curves", "02_reliability", "02_class_similarity", "02_dark_knowledge",
-            "02_corruption_examples", "02_shift_curves", "03_reliability_test", "03_non_target_mass_train"} <= figures
+            "02_corruption_examples", "02_shift_curves", "03_reliability_test", "03_non_target_mass_train",
+            "04_accuracy_vs_ece", "04_reliability", "04_shift_curves", "04_regimes", "04_sensitivity"} <= figures
     metrics = pd.read_csv(first / "metrics.csv")
     assert set(metrics.notebook) == set(NOTEBOOKS)
-    assert {"accuracy", "nll", "brier", "ece", "ts_temperature"} <= set(metrics.metric)
+    assert {"accuracy", "nll", "brier", "ece", "ts_temperature", "agreement", "teacher_kl"} <= set(metrics.metric)
     provenance = json.loads((first / "provenance.json").read_text())
     assert provenance["torch"] and set(provenance["seconds"]) == set(NOTEBOOKS)
     # same parameters, models now from the cache: the same numbers
