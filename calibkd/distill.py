@@ -111,17 +111,28 @@ def cudp_projection(probs: torch.Tensor, labels: torch.Tensor, confidence: torch
     """CUD-P, the KL projection of brief section 3: q_y = c(x) and
     q_j = (1 - c) p_j / (1 - p_y) for j != y, with c raised where needed to
     c >= m' / (1 - p_y + m'), m' = max_{j != y} p_j, so that the label ranks
-    first. Keeps the ratios among the non-target classes exactly."""
+    first. Keeps the ratios among the non-target classes exactly.
+
+    1 - p_y is computed as the sum of the non-target probabilities (equal for
+    a normalised p, and exact in floating point, so rows sum to one even when
+    p_y rounds to 1); a row with no non-target mass at all spreads 1 - c
+    uniformly over the other classes.
+    """
     if confidence.shape != labels.shape:
         raise ValueError(f"confidence must have one value per example, got {tuple(confidence.shape)}")
     if (confidence < 0).any() or (confidence > 1).any():
         raise ValueError("confidence values c(x) must be in [0, 1]")
     p = probs.double()
     rows = torch.arange(p.shape[0], device=p.device)
-    p_y = p[rows, labels]
     rest = p.clone()
     rest[rows, labels] = 0.0
-    rest_mass = (1 - p_y).clamp_min(1e-12)
+    rest_mass = rest.sum(1)
+    empty = rest_mass <= 0
+    if empty.any():
+        uniform = torch.full_like(rest[empty], 1.0 / (p.shape[1] - 1))
+        uniform[torch.arange(int(empty.sum()), device=p.device), labels[empty]] = 0.0
+        rest[empty] = uniform
+        rest_mass = rest.sum(1)
     runner_up = rest.max(1).values
     bound = runner_up / (rest_mass + runner_up)
     c = torch.maximum(confidence.double(), bound)

@@ -122,3 +122,14 @@ def test_bad_input(call, message):
 def test_cudp_rejects_confidence_out_of_range():
     with pytest.raises(ValueError, match="\\[0, 1\\]"):
         distill.cudp_projection(torch.full((1, 2), 0.5), torch.tensor([0]), torch.tensor([1.5]))
+
+
+def test_cudp_rows_sum_to_one_when_the_label_probability_rounds_to_one():
+    logits = torch.tensor([[30.0, 0.0, -5.0], [40.0, 1.0, 0.5], [200.0, 0.0, 0.0]])
+    probs = torch.softmax(logits, 1)  # float32: p_y is 1.0 or within an ulp of it
+    labels = torch.tensor([0, 0, 0])
+    q = distill.cudp_projection(probs, labels, torch.tensor([0.9, 0.95, 0.8]))
+    torch.testing.assert_close(q.sum(1), torch.ones(3), rtol=0, atol=1e-6)
+    torch.testing.assert_close(q[:, 0], torch.tensor([0.9, 0.95, 0.8]))
+    # the third row has no non-target mass at all: 1 - c is spread evenly
+    torch.testing.assert_close(q[2, 1:], torch.tensor([0.1, 0.1]))
