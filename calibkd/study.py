@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
+import functools
 import json
 import logging
 import os
@@ -35,22 +37,31 @@ DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
 KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
-def notebook_path(name: str) -> Path:
-    path = NOTEBOOK_DIR / f"{name}.ipynb"
+def notebook_path(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    """``<notebook_dir>/<name>.ipynb``; tests point ``notebook_dir`` at stand-in notebooks."""
+    path = Path(notebook_dir) / f"{name}.ipynb"
     if not path.is_file():
         raise ConfigError(f"notebook {path} does not exist")
     return path
 
 
-def declared_parameters(path: Path) -> dict[str, Any]:
-    """Default values of a notebook's ``parameters`` cell, as papermill reads them."""
+@functools.lru_cache(maxsize=32)
+def _declared_parameters(path: str, mtime_ns: int) -> dict[str, Any]:
     import papermill
 
-    declared = papermill.inspect_notebook(str(path))
+    declared = papermill.inspect_notebook(path)
     return {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()}
 
 
-def resolve_parameters(notebooks: Sequence[str], overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """Default values of a notebook's ``parameters`` cell, as papermill reads them
+    (read once per version of the file: batches resolve many runs)."""
+    path = Path(path)
+    return copy.deepcopy(_declared_parameters(str(path.resolve()), path.stat().st_mtime_ns))
+
+
+def resolve_parameters(notebooks: Sequence[str], overrides: dict[str, Any],
+                       notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, dict[str, Any]]:
     """Each notebook's defaults with the overrides that it declares, validated.
 
     An override that no selected notebook declares is an error.
@@ -58,7 +69,7 @@ def resolve_parameters(notebooks: Sequence[str], overrides: dict[str, Any]) -> d
     unused = set(overrides) - {"output_dir"}
     resolved = {}
     for name in notebooks:
-        params = declared_parameters(notebook_path(name))
+        params = declared_parameters(notebook_path(name, notebook_dir))
         for key, value in overrides.items():
             if key in params:
                 params[key] = value
