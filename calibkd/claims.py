@@ -1,0 +1,156 @@
+"""Verdicts on the paper's claims (brief section 1) from a batch's runs.
+
+Each claim is tested by a few *comparisons*: model A against model B on one
+metric, in one regime and condition, with the direction that would support
+the claim. A comparison's outcome is read from the paired t-interval of
+A - B over seeds (``calibkd.results.paired_differences``): ``supports`` or
+``contradicts`` when the interval excludes zero on that side, ``within
+noise`` when it contains zero, ``not tested`` with fewer than two seeds. A
+claim is ``supported`` when some comparisons support it and none contradicts
+it, ``not supported`` when some contradict it and none supports it,
+``mixed`` when both happen, and ``not supported (within noise)`` when no
+difference exceeds the noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from calibkd.config import ConfigError, dataset_info
+from calibkd.results import paired_differences
+
+SHIFT_MEAN = "corruption_mean (severities 1-5)"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """model - baseline on ``metric``; ``supports_if`` "lower" or "higher"."""
+
+    claim: str
+    regime: str
+    model: str
+    baseline: str
+    metric: str
+    where: str  # a split of the metrics tables, or a condition of the shift tables
+    supports_if: str
+    note: str = ""
+
+
+def batch_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The stacked runs of notebook 04 as one frame with a ``where`` column
+    (split or condition), plus each run's mean over corruptions and severities 1-5."""
+    frame = table.copy()
+    if "regime" not in frame.columns:
+        frame["regime"] = "default"
+    split = frame["split"] if "split" in frame.columns else pd.Series(pd.NA, index=frame.index)
+    condition = frame["condition"] if "condition" in frame.columns else pd.Series(pd.NA, index=frame.index)
+    frame["where"] = split.fillna(condition)
+    if "severity" not in frame.columns:
+        frame["severity"] = pd.NA
+    shifted = frame[(frame["where"] == "corruption_mean") & (frame["severity"].fillna(0) > 0)]
+    keys = [c for c in frame.columns if c not in ("value", "severity", "where", "split", "condition", "table")]
+    mean = shifted.groupby(keys, dropna=False)["value"].mean().reset_index().assign(where=SHIFT_MEAN, severity=0)
+    frame = pd.concat([frame, mean], ignore_index=True)
+    frame.loc[frame["where"] != "corruption_mean", "severity"] = 0
+    keep = [c for c in frame.columns if c not in ("split", "condition", "table")]
+    return frame[keep]
+
+
+def _outcome(row: pd.Series, supports_if: str) -> str:
+    if row["n"] < 2 or pd.isna(row["ci_low"]):
+        return "not tested"
+    if row["ci_high"] < 0:
+        return "supports" if supports_if == "lower" else "contradicts"
+    if row["ci_low"] > 0:
+        return "supports" if supports_if == "higher" else "contradicts"
+    return "within noise"
+
+
+def evaluate(table: pd.DataFrame, comparisons: list[Comparison], replicate: str = "seed") -> pd.DataFrame:
+    """One row per comparison: n, mean difference, 95 % interval, outcome."""
+    rows = []
+    for baseline in sorted({c.baseline for c in comparisons}):
+        subset = table[table["severity"].fillna(0) == 0]
+        if baseline not in set(subset["model"]):
+            continue
+        paired = paired_differences(subset.drop(columns=["severity"]), reference=baseline, replicate=replicate)
+        for c in (c for c in comparisons if c.baseline == baseline):
+            hit = paired[(paired["model"] == c.model) & (paired["metric"] == c.metric)
+                         & (paired["where"] == c.where) & (paired["regime"] == c.regime)]
+            if hit.empty:
+                continue
+            row = hit.iloc[0]
+            rows.append({"claim": c.claim, "regime": c.regime, "comparison": f"{c.model} - {c.baseline}",
+                         "metric": c.metric, "where": c.where, "supports if": c.supports_if, "n": int(row["n"]),
+                         "difference": row["mean"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
+                         "outcome": _outcome(row, c.supports_if), "note": c.note})
+    return pd.DataFrame(rows)
+
+
+def verdict(outcomes: pd.Series) -> str:
+    """A claim's verdict from its comparisons' outcomes (see the module docstring)."""
+    tested = outcomes[outcomes != "not tested"]
+    if tested.empty:
+        return "not tested"
+    supports, contradicts = (tested == "supports").any(), (tested == "contradicts").any()
+    if supports and contradicts:
+        return "mixed"
+    if supports:
+        return "supported"
+    if contradicts:
+        return "not supported"
+    return "not supported (within noise)"
+
+
+def default_comparisons(regimes: list[str]) -> list[Comparison]:
+    """The comparisons chapter 05 uses for C-collapse, C-shift and C-cud, per regime."""
+    out: list[Comparison] = []
+    for regime in regimes:
+        # C-collapse: if the CE teacher's targets carried little beyond the label, KD would not beat CE
+        for metric, better in (("accuracy", "lower"), ("nll", "higher")):
+            out.append(Comparison("C-collapse", regime, "kd", "ce", metric, "test", better,
+                                  "KD from the CE teacher vs labels alone"))
+        # C-shift: calibrated targets should give students better calibrated under shift
+        for model in ("kd_ts", "cudp", "cud"):
+            out.append(Comparison("C-shift", regime, model, "kd", "ece", SHIFT_MEAN, "lower",
+                                  "calibrated target vs KD, mean ECE over corruptions"))
+        # C-cud: full CUD vs KD on accuracy, shift, ambiguity
+        for metric, where, better in (("accuracy", "test", "higher"), ("ece", "test", "lower"),
+                                      ("ece", SHIFT_MEAN, "lower"), ("soft_nll", "mixture_0.5", "lower"),
+                                      ("nll", "hard_slice", "lower")):
+            out.append(Comparison("C-cud", regime, "cud", "kd", metric, where, better, "full CUD vs KD"))
+    return out
+
+
+def batch_root(batch: str, runs_root: Path) -> Path:
+    """A batch folder by name (under ``runs_root``) or path; a clear error if it has no finished runs."""
+    from calibkd.results import finished_runs
+
+    root = Path(batch) if Path(batch).is_absolute() else runs_root / batch
+    if not root.is_dir():
+        known = sorted(p.name for p in runs_root.iterdir() if (p / "batch.yaml").is_file()) if runs_root.is_dir() else []
+        raise ConfigError(f"batch folder {root} does not exist; batches: {known}")
+    if not finished_runs(root):
+        raise ConfigError(f"batch {root.name} has no finished runs; run `python -m calibkd.runs run {root}` first")
+    return root
+
+
+def cardinality_verdict(root: Path) -> dict[str, str]:
+    """C-cardinality needs the same comparison on a low- and a high-cardinality
+    dataset (>= 100 classes) in one batch; says what the batch holds."""
+    from calibkd.results import finished_runs
+
+    datasets = set()
+    for folder in finished_runs(root):
+        record = yaml.safe_load((folder / "parameters.yaml").read_text())
+        datasets.add(record["parameters"].get("dataset", "fashion_mnist"))
+    high = sorted(d for d in datasets if dataset_info(d).num_classes >= 100)
+    if not high:
+        reason = f"not tested: no dataset with >= 100 classes in the batch ({', '.join(sorted(datasets))})"
+    else:
+        reason = "not tested: the cross-dataset comparison is not implemented yet"
+    return {"claim": "C-cardinality", "regime": "all", "verdict": reason}

@@ -1,0 +1,79 @@
+"""Claim verdicts from paired intervals: outcomes, verdict rules, the batch table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibkd import claims
+from calibkd.config import ConfigError
+
+
+def fake_runs(differences: dict[tuple[str, str, str], list[float]], seeds=(0, 1, 2)) -> pd.DataFrame:
+    """A stacked batch table: KD at 0.5 everywhere, other models KD + the given per-seed difference."""
+    rows = []
+    for seed in seeds:
+        for where, metric in {(w, m) for (_, w, m) in differences} | {("test", "accuracy")}:
+            rows.append({"run_id": f"r{seed}", "seed": seed, "notebook": "04_student_distillation", "regime": "default",
+                         "split": where, "model": "kd", "metric": metric, "value": 0.5})
+        for (model, where, metric), values in differences.items():
+            rows.append({"run_id": f"r{seed}", "seed": seed, "notebook": "04_student_distillation", "regime": "default",
+                         "split": where, "model": model, "metric": metric, "value": 0.5 + values[seed]})
+    return pd.DataFrame(rows)
+
+
+def test_outcomes_follow_the_interval_and_the_supporting_direction():
+    table = claims.batch_table(fake_runs({
+        ("cud", "test", "accuracy"): [0.010, 0.012, 0.011],   # clearly higher
+        ("cud", "test", "ece"): [-0.001, 0.002, 0.0],         # within noise
+        ("kd_ts", "test", "ece"): [0.02, 0.021, 0.019],       # clearly higher (worse)
+    }))
+    comparisons = [
+        claims.Comparison("C-cud", "default", "cud", "kd", "accuracy", "test", "higher"),
+        claims.Comparison("C-cud", "default", "cud", "kd", "ece", "test", "lower"),
+        claims.Comparison("C-shift", "default", "kd_ts", "kd", "ece", "test", "lower"),
+    ]
+    evidence = claims.evaluate(table, comparisons).set_index(["comparison", "metric"])
+    assert evidence.loc[("cud - kd", "accuracy"), "outcome"] == "supports"
+    assert evidence.loc[("cud - kd", "ece"), "outcome"] == "within noise"
+    assert evidence.loc[("kd_ts - kd", "ece"), "outcome"] == "contradicts"
+    # the interval is the t-interval of the paired differences
+    d = np.array([0.010, 0.012, 0.011])
+    half = 4.302652729911275 * d.std(ddof=1) / np.sqrt(3)
+    assert evidence.loc[("cud - kd", "accuracy"), "ci_low"] == pytest.approx(d.mean() - half)
+
+
+def test_verdict_rules():
+    v = claims.verdict
+    assert v(pd.Series(["supports", "within noise"])) == "supported"
+    assert v(pd.Series(["contradicts", "within noise"])) == "not supported"
+    assert v(pd.Series(["supports", "contradicts"])) == "mixed"
+    assert v(pd.Series(["within noise"])) == "not supported (within noise)"
+    assert v(pd.Series(["not tested"])) == "not tested"
+
+
+def test_one_seed_is_not_tested():
+    table = claims.batch_table(fake_runs({("cud", "test", "accuracy"): [0.01]}, seeds=(0,)))
+    evidence = claims.evaluate(table, [claims.Comparison("C-cud", "default", "cud", "kd", "accuracy", "test", "higher")])
+    assert evidence["outcome"].tolist() == ["not tested"]
+
+
+def test_shift_mean_averages_severities_within_each_run():
+    rows = []
+    for seed in (0, 1):
+        for severity in (0, 1, 2, 3, 4, 5):
+            condition = "clean" if severity == 0 else "corruption_mean"
+            rows.append({"run_id": f"r{seed}", "seed": seed, "regime": "default", "condition": condition,
+                         "severity": severity, "model": "kd", "metric": "ece", "value": severity / 10 + seed})
+    table = claims.batch_table(pd.DataFrame(rows))
+    mean = table[table["where"] == claims.SHIFT_MEAN].set_index("seed")["value"]
+    assert mean.loc[0] == pytest.approx(0.3) and mean.loc[1] == pytest.approx(1.3)
+
+
+def test_missing_batch_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        claims.batch_root("nope", tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no finished runs"):
+        claims.batch_root("empty", tmp_path)
