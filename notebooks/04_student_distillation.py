@@ -149,6 +149,12 @@ def teacher_table(stage):
 
 display(teacher_table(stage).round(4))
 
+
+def tidy(frame, split, regime):
+    """A wide table (one row per model) as tidy rows for the run's metrics file."""
+    long = frame.reset_index(names="model").melt(id_vars="model", var_name="metric", value_name="value")
+    return long.dropna(subset=["value"]).assign(split=split, regime=regime)
+
 # %% [markdown]
 # The one-off teacher passes (last column; empty when every student of that
 # teacher came from the cache) are shared by all students of a teacher;
@@ -286,6 +292,9 @@ sample = train_examples.subset(10_000, seed)
 augmented = Split(augmented_copy(sample.images, info.crop_padding, info.horizontal_flip, seed + 100), sample.labels)
 targets = target_diagnostics(stage, results, augmented).set_index("model")
 display(targets.round(4))
+scores = pd.concat([scores, tidy(targets, "target (augmented train)", main_regime),
+                    tidy(teacher_table(stage).drop(columns="logit pass (s)"), "teacher (test)", main_regime)],
+                   ignore_index=True)
 
 # %% [markdown]
 # ## The overconfident regime
@@ -311,6 +320,9 @@ for regime in regimes[1:]:
     other_augmented = Split(augmented_copy(other_sample.images, info.crop_padding, info.horizontal_flip, seed + 100),
                             other_sample.labels)
     other_targets[regime] = target_diagnostics(other, other_results, other_augmented).set_index("model")
+    other_scores.append(pd.concat([tidy(other_targets[regime], "target (augmented train)", regime),
+                                   tidy(teacher_table(other).drop(columns="logit pass (s)"), "teacher (test)", regime)],
+                                  ignore_index=True))
     print(f"regime {regime}:")
     display(other_tables[regime].round(4))
     display(other_targets[regime].round(4))
