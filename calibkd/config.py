@@ -409,7 +409,8 @@ class StudentMethod:
     ``teacher``: None (labels only), ``"ce"`` (the CE teacher of the regime),
     ``"dus"`` (the DUS teacher the notebook selects) or a key of
     ``TEACHER_METHODS``. ``calibrator``: a post-hoc map fitted on the
-    teacher's validation logits; ``"cudp"`` uses the notebook's CUD-P map.
+    teacher's validation logits; ``"cudp"`` uses the notebook's CUD-P map;
+    ``"cross_fit"`` takes c(x) from out-of-fold CE teachers (``calibkd.cross_fit``).
     """
 
     teacher: str | None
@@ -417,6 +418,9 @@ class StudentMethod:
     calibrator: str | None = None
     description: str = ""
 
+
+#: folds of cross-fitted c(x) (``cudp_xfit``): k CE teachers, each trained on k - 1 folds
+CROSS_FIT_FOLDS = 2
 
 _KD = DistillMethod("kd")
 _CUD = DistillMethod("target", wclip=True)
@@ -441,6 +445,8 @@ STUDENT_METHODS: dict[str, StudentMethod] = {
                                     description="ablation: full CUD with the target used untempered"),
     "cudp": StudentMethod("ce", _CUDP, "cudp", "CUD-P projection of the CE teacher"),
     "cudp_dus": StudentMethod("dus", _CUDP, "cudp", "CUD-P projection of the DUS teacher"),
+    "cudp_xfit": StudentMethod("ce", _CUDP, "cross_fit",
+                               f"CUD-P of the CE teacher, c(x) cross-fitted ({CROSS_FIT_FOLDS} folds)"),
 }
 
 #: What the sensitivity sweep may vary: distillation settings of full CUD, and
@@ -566,6 +572,8 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
     "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
+    "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
+    "reference": ParameterRule(str, choices=tuple(STUDENT_METHODS), help="the model paired differences are taken against"),
 }
 
 #: The parameters each notebook declares in its ``parameters`` cell (a test
@@ -589,6 +597,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
         "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir",
     ),
+    "05_results": ("batch", "reference", "output_dir"),
 }
 
 

@@ -24,8 +24,9 @@ from calibkd import metrics
 from calibkd.calibration import Calibrator, fit_temperature, make_calibrator
 from calibkd.checkpoints import ModelCache
 from calibkd.config import (
-    STUDENT_METHODS, SWEEP_DISTILL, SWEEP_TEACHER, ConfigError, Recipe, StudentMethod, as_record, check_sweep,
+    CROSS_FIT_FOLDS, STUDENT_METHODS, SWEEP_DISTILL, SWEEP_TEACHER, ConfigError, Recipe, StudentMethod, as_record, check_sweep,
 )
+from calibkd.cross_fit import CrossFitConfidence, fold_teachers
 from calibkd.data import DataSplits, Split
 from calibkd.experiments import TrainedModel, get_trained
 from calibkd.students import check_teacher, train_student
@@ -68,6 +69,8 @@ class StudentStage:
     calibrators: dict[tuple[str, str], Calibrator] = field(default_factory=dict)
     #: seconds spent computing each teacher's logits on the student stream (the one-off pass)
     teacher_pass_seconds: dict[str, float] = field(default_factory=dict)
+    _fold_teachers: tuple[torch.Tensor, list[TrainedModel]] | None = None
+    _cross_fit: CrossFitConfidence | None = None
 
     def teacher(self, spec: str, loss_overrides: Mapping[str, float] | None = None) -> TrainedModel:
         """The teacher a student row names (``"dus"``: the selected DUS teacher), checked against the data."""
@@ -96,6 +99,24 @@ class StudentStage:
             self.teacher_pass_seconds[key] = time.perf_counter() - start
         return self.logits[key]
 
+    def fold_teachers(self) -> tuple[torch.Tensor, list[TrainedModel]]:
+        """The cross-fitting CE teachers of this regime (trained or loaded once)."""
+        if self._fold_teachers is None:
+            self._fold_teachers = fold_teachers(self.teacher("ce").recipe, self.data, self.recipe.train,
+                                                CROSS_FIT_FOLDS, self.device, self.cache, self.progress)
+            for teacher in self._fold_teachers[1]:
+                print(teacher.summary())
+        return self._fold_teachers
+
+    def cross_fit_confidence(self) -> CrossFitConfidence:
+        """Cross-fitted c(x) on every batch of the student's stream (computed once)."""
+        if self._cross_fit is None:
+            start = time.perf_counter()
+            fold_ids, teachers = self.fold_teachers()
+            self._cross_fit = CrossFitConfidence(fold_ids, teachers, self.data, self.recipe.train, self.device)
+            self.teacher_pass_seconds["cross-fit folds"] = time.perf_counter() - start
+        return self._cross_fit
+
     def student(self, name: str, method: StudentMethod | None = None,
                 loss_overrides: Mapping[str, float] | None = None) -> StudentResult:
         """Train (or load) the student ``name`` (a key of ``STUDENT_METHODS``,
@@ -110,17 +131,22 @@ class StudentStage:
         teacher = self.teacher(method.teacher, loss_overrides) if method.teacher else None
         if teacher is None and distill.kind != "ce":
             raise ConfigError(f"student {name!r} distills ({distill.kind}) but names no teacher")
+        cross_fit = method.calibrator == "cross_fit"
         calibrator_name = self.cudp_map if method.calibrator == "cudp" else method.calibrator
-        calibrator = self.calibrator(teacher, calibrator_name) if teacher and calibrator_name else None
+        calibrator = (self.calibrator(teacher, calibrator_name)
+                      if teacher and calibrator_name and not cross_fit else None)
         recipe = replace(self.recipe, name=f"{self.regime}/student/{name}")
         extra = None
         if teacher is not None:
             extra = {"teacher": teacher.record["key"], "distill": as_record(distill),
                      "calibrator": calibrator_name, "calibrator_fitted_on": "validation"}
+        if cross_fit:
+            extra["cross_fit"] = {"folds": CROSS_FIT_FOLDS, "teachers": [t.record["key"] for t in self.fold_teachers()[1]]}
 
         def trainer(model: torch.nn.Module):
             return train_student(model, self.data, recipe.train, distill, self.teacher_logits(teacher),
-                                 teacher.record["key"], calibrator, label=recipe.name, progress=self.progress)
+                                 teacher.record["key"], calibrator, label=recipe.name, progress=self.progress,
+                                 confidences=self.cross_fit_confidence() if cross_fit else None)
 
         trained = get_trained(recipe, self.data, self.device, self.cache, self.progress,
                               extra=extra, trainer=trainer if teacher is not None else None)
@@ -190,8 +216,8 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
     labels = split.labels.cpu()
     rows = []
     for name, result in results.items():
-        if result.teacher is None:
-            continue
+        if result.teacher is None or result.method.calibrator == "cross_fit":
+            continue  # cross-fitted targets need each example's fold: not shown on a sample
         logits = predict_logits(result.teacher.model, split.images)
         method = result.method
         calibrator_name = stage.cudp_map if method.calibrator == "cudp" else method.calibrator

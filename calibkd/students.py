@@ -11,6 +11,8 @@ teacher outputs.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,6 +23,14 @@ from calibkd.config import DISTILL_KINDS as KINDS, ConfigError, DistillMethod, T
 from calibkd.data import DataSplits
 from calibkd.teacher_cache import TeacherLogits
 from calibkd.train import DistillHook, TrainResult, train_model
+
+
+class ConfidenceSource(Protocol):
+    """Per-batch c(x) for CUD-P, built for one batch stream."""
+
+    def check(self, data: DataSplits, config: TrainConfig) -> None: ...
+
+    def batch(self, epoch: int, step: int) -> torch.Tensor: ...
 
 __all__ = ["KINDS", "DistillMethod", "check_teacher", "make_target", "make_hook", "train_student"]
 
@@ -45,16 +55,18 @@ def check_teacher(teacher: nn.Module, data: DataSplits) -> None:
 
 
 def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: torch.Tensor,
-                calibrator: Calibrator | None = None) -> torch.Tensor:
+                calibrator: Calibrator | None = None, confidence: torch.Tensor | None = None) -> torch.Tensor:
     """The target probabilities (at T = 1) a ``target`` method distills towards:
     the teacher's softmax, or its calibrator's map; then the CUD-P projection
-    (q_y = the calibrated probability of the label) and / or W-Clip."""
+    (q_y = c(x): ``confidence`` when given, e.g. cross-fitted, else the
+    calibrated probability of the label) and / or W-Clip."""
     probs = torch.softmax(teacher_logits, 1)
     if method.cudp:
-        if calibrator is None:
-            raise ValueError("CUD-P needs a fitted calibration map for c(x)")
-        confidence = calibrator.probs(teacher_logits).to(probs).gather(1, labels[:, None]).squeeze(1)
-        probs = distill.cudp_projection(probs, labels, confidence.clamp(0.0, 1.0))
+        if confidence is None:
+            if calibrator is None:
+                raise ValueError("CUD-P needs a fitted calibration map (or cross-fitted confidences) for c(x)")
+            confidence = calibrator.probs(teacher_logits).to(probs).gather(1, labels[:, None]).squeeze(1)
+        probs = distill.cudp_projection(probs, labels, confidence.to(probs).clamp(0.0, 1.0))
     elif calibrator is not None:
         probs = calibrator.probs(teacher_logits).to(probs)
     if method.wclip:
@@ -63,15 +75,17 @@ def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: tor
 
 
 def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
-              calibrator: Calibrator | None = None, epochs: int = 1) -> DistillHook | None:
+              calibrator: Calibrator | None = None, epochs: int = 1,
+              confidences: ConfidenceSource | None = None) -> DistillHook | None:
     """The training-loop hook that computes ``method``'s loss on one batch
-    (``epochs``: the student's epochs, for DKD's warm-up)."""
+    (``epochs``: the student's epochs, for DKD's warm-up; ``confidences``:
+    per-batch c(x) for CUD-P, e.g. ``cross_fit.CrossFitConfidence``)."""
     if method.kind == "ce":
         return None
     if teacher_logits is None:
         raise ValueError(f"distillation method {method.kind!r} needs teacher logits")
-    if method.cudp and calibrator is None:
-        raise ValueError("CUD-P needs a fitted calibration map for c(x)")
+    if method.cudp and calibrator is None and confidences is None:
+        raise ValueError("CUD-P needs a fitted calibration map (or cross-fitted confidences) for c(x)")
     warmup = method.warmup_for(epochs)
 
     def hook(student: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
@@ -82,7 +96,8 @@ def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
             ramp = min(epoch / warmup, 1.0) if warmup else 1.0
             return F.cross_entropy(student, labels) + ramp * distill.dkd_loss(
                 student, teacher, labels, method.dkd_alpha, method.dkd_beta, method.temperature)
-        probs = make_target(method, teacher, labels, calibrator)
+        confidence = confidences.batch(epoch, step) if confidences is not None else None
+        probs = make_target(method, teacher, labels, calibrator, confidence)
         return distill.target_kd_loss(student, probs.to(student), labels, method.temperature, method.alpha,
                                       method.temper_target)
 
@@ -92,7 +107,7 @@ def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
 def train_student(student: nn.Module, data: DataSplits, config: TrainConfig, method: DistillMethod,
                   teacher_logits: TeacherLogits | None = None, teacher_key: str | None = None,
                   calibrator: Calibrator | None = None, label: str = "student",
-                  progress: bool | None = None) -> TrainResult:
+                  progress: bool | None = None, confidences: ConfidenceSource | None = None) -> TrainResult:
     """Train ``student`` with ``config`` and learn from the teacher as ``method`` says.
 
     The teacher-logit cache must have been built for ``teacher_key`` and this
@@ -102,5 +117,7 @@ def train_student(student: nn.Module, data: DataSplits, config: TrainConfig, met
         if teacher_key is None:
             raise ValueError("pass teacher_key with teacher_logits so the cache can be checked")
         teacher_logits.check(teacher_key, data, config)
-    hook = make_hook(method, teacher_logits, calibrator, config.epochs)
+    if confidences is not None:
+        confidences.check(data, config)
+    hook = make_hook(method, teacher_logits, calibrator, config.epochs, confidences)
     return train_model(student, data, config, label=label, progress=progress, distill=hook)

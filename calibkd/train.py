@@ -24,7 +24,7 @@ from torch import nn
 from calibkd import metrics
 from calibkd.augment import random_crop_flip
 from calibkd.config import DatasetInfo, TrainConfig
-from calibkd.data import DataSplits, Split, iterate_batches
+from calibkd.data import DataSplits, Split
 from calibkd.losses import build_loss, mixup_batch
 from calibkd.runtime import interactive
 
@@ -119,8 +119,18 @@ class BatchStream:
 
     def epoch(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """One epoch of (images, targets, labels); targets are soft under mixup."""
-        for images, labels in iterate_batches(self.train, self.config.batch_size, shuffle=True,
-                                              generator=self.order_rng):
+        for images, targets, labels, _ in self.epoch_with_index():
+            yield images, targets, labels
+
+    def epoch_with_index(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """One epoch of (images, targets, labels, index), where ``index`` says
+        which training examples (positions in the run's training split) the
+        batch holds: what cross-fitting needs to know which fold each came from."""
+        n, batch_size = len(self.train), self.config.batch_size
+        order = torch.randperm(n, generator=self.order_rng).to(self.train.labels.device)
+        for start in range(0, n, batch_size):
+            index = order[start: start + batch_size]
+            images, labels = self.train.images[index], self.train.labels[index]
             if self.config.augment:
                 images = random_crop_flip(images, self.info.crop_padding, self.info.horizontal_flip,
                                           self.augment_rng)
@@ -128,7 +138,7 @@ class BatchStream:
             if self.mixup_alpha is not None:
                 images, targets = mixup_batch(images, labels, self.info.num_classes, self.mixup_alpha,
                                               self.augment_rng)
-            yield images, targets, labels
+            yield images, targets, labels, index
 
 
 def training_examples(data: DataSplits, config: TrainConfig) -> Split:

@@ -106,3 +106,45 @@ def test_sweep_teacher_overrides_reach_the_teacher(tiny_splits):
     label, _, _, method, overrides = sweep_methods({"lambda_h": [0.3]})[0]
     stage.student(label, method, overrides)
     assert ("dus_soft", {"lambda_h": 0.3}) in asked
+
+
+def test_cross_fitted_cudp_uses_out_of_fold_teachers_and_is_cached(tiny_splits):
+    from calibkd.cross_fit import fold_of
+
+    stage, _ = make_stage(tiny_splits)
+    result = stage.student("cudp_xfit")
+    folds, teachers = stage.fold_teachers()
+    assert len(teachers) == 2 and sorted(folds.unique().tolist()) == [0, 1]
+    assert abs(int((folds == 0).sum()) - int((folds == 1).sum())) <= 1
+    record = result.student.record["params"]["extra"]
+    assert record["calibrator"] == "cross_fit" and record["cross_fit"]["teachers"] == [t.record["key"] for t in teachers]
+    # every c(x) is a probability, one per example of every batch
+    confidences = stage.cross_fit_confidence()
+    assert all(len(e) == len(tiny_splits.train) for e in confidences.epochs)
+    assert all(((e >= 0) & (e <= 1)).all() for e in confidences.epochs)
+    # a teacher never gives c(x) for an example it trained on
+    again, _ = make_stage(tiny_splits)
+    assert again.student("cudp_xfit").student.from_cache
+    assert "cross-fit folds" not in again.teacher_pass_seconds
+    assert torch.equal(fold_of(10, 2, 0), fold_of(10, 2, 0))
+    with pytest.raises(ConfigError, match="at least 2 folds"):
+        fold_of(10, 1, 0)
+
+
+def test_cross_fit_confidence_comes_from_the_teacher_of_the_other_fold(tiny_splits):
+    from calibkd.calibration import make_calibrator
+    from calibkd.cross_fit import CrossFitConfidence
+    from calibkd.train import BatchStream, predict_logits
+
+    stage, _ = make_stage(tiny_splits)
+    folds, teachers = stage.fold_teachers()
+    confidences = CrossFitConfidence(folds, teachers, tiny_splits, STUDENT.train)
+    maps = [make_calibrator("temperature").fit(predict_logits(t.model, tiny_splits.val.images), tiny_splits.val.labels)
+            for t in teachers]
+    stream = BatchStream(tiny_splits.train, STUDENT.train, tiny_splits.info, torch.device("cpu"))
+    images, _, labels, index = next(stream.epoch_with_index())
+    c = confidences.batch(1, 0)
+    for row in range(5):
+        f = int(folds[index[row]])
+        probs = maps[f].probs(predict_logits(teachers[f].model, images[row: row + 1]))
+        assert float(c[row]) == pytest.approx(float(probs[0, labels[row]]), rel=1e-5)

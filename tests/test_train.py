@@ -129,3 +129,19 @@ def test_teacher_variants_change_only_the_loss_or_fine_tune():
         teacher_variant(profile, "default", "dropout")
     with pytest.raises(ConfigError, match="unknown regime"):
         teacher_variant(profile, "sharp", "focal")
+
+
+def test_batch_stream_order_is_iterate_batches_order_and_indexes_its_examples(tiny_splits):
+    from calibkd.data import iterate_batches
+    from calibkd.train import BatchStream
+
+    config = TrainConfig(epochs=2, batch_size=64, augment=False, seed=5)
+    stream = BatchStream(tiny_splits.train, config, tiny_splits.info, torch.device("cpu"))
+    reference = torch.Generator().manual_seed(5)
+    for _ in range(2):
+        expected = list(iterate_batches(tiny_splits.train, 64, shuffle=True, generator=reference))
+        got = list(stream.epoch_with_index())
+        assert len(got) == len(expected)
+        for (images, _, labels, index), (ref_images, ref_labels) in zip(got, expected):
+            assert torch.equal(images, ref_images) and torch.equal(labels, ref_labels)
+            assert torch.equal(tiny_splits.train.labels[index], labels)
