@@ -55,7 +55,7 @@ def batch_table(table: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in frame.columns if c not in ("value", "severity", "where", "split", "condition", "table")]
     mean = shifted.groupby(keys, dropna=False)["value"].mean().reset_index().assign(where=SHIFT_MEAN, severity=0)
     frame = pd.concat([frame, mean], ignore_index=True)
-    frame.loc[frame["where"] != "corruption_mean", "severity"] = 0
+    frame["severity"] = frame["severity"].fillna(0).astype(int)  # tables without severities: 0 (clean)
     keep = [c for c in frame.columns if c not in ("split", "condition", "table")]
     return frame[keep]
 
