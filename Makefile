@@ -26,7 +26,7 @@ test: setup data
 NBVAL_OMP_WAIT_POLICY ?= $(OMP_WAIT_POLICY)
 nbval:
 	OMP_WAIT_POLICY=$(NBVAL_OMP_WAIT_POLICY) $(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env \
-		--nbval-cell-timeout=1800 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
+		--nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks/
 
 setup: $(STAMP)
 
