@@ -165,7 +165,8 @@ def tidy(frame, split, regime):
 # %% [markdown]
 # The one-off teacher passes (last column; empty when every student of that
 # teacher came from the cache) are shared by all students of a teacher;
-# chapter `bench/` compares the student stage with training on labels alone.
+# the benchmark (`bench/run.py`, README) compares the student stage with
+# training on labels alone.
 #
 # ## Scores
 #
