@@ -90,6 +90,10 @@ class StudentStage:
             self.calibrators[key] = make_calibrator(name).fit(val_logits, self.data.val.labels)
         return self.calibrators[key]
 
+    def calibrator_name(self, method: StudentMethod) -> str | None:
+        """The post-hoc map a student row names (``"cudp"``: this stage's CUD-P map)."""
+        return self.cudp_map if method.calibrator == "cudp" else method.calibrator
+
     def teacher_logits(self, teacher: TrainedModel) -> TeacherLogits:
         """The teacher's logits on every batch of the student's stream, computed once."""
         key = teacher.record["key"]
@@ -132,7 +136,7 @@ class StudentStage:
         if teacher is None and distill.kind != "ce":
             raise ConfigError(f"student {name!r} distills ({distill.kind}) but names no teacher")
         cross_fit = method.calibrator == "cross_fit"
-        calibrator_name = self.cudp_map if method.calibrator == "cudp" else method.calibrator
+        calibrator_name = self.calibrator_name(method)
         calibrator = (self.calibrator(teacher, calibrator_name)
                       if teacher and calibrator_name and not cross_fit else None)
         recipe = replace(self.recipe, name=f"{self.regime}/student/{name}")
@@ -215,12 +219,16 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
 
     labels = split.labels.cpu()
     rows = []
+    teacher_logits: dict[str, torch.Tensor] = {}  # students of one teacher share its logits
     for name, result in results.items():
         if result.teacher is None or result.method.calibrator == "cross_fit":
             continue  # cross-fitted targets need each example's fold: not shown on a sample
-        logits = predict_logits(result.teacher.model, split.images)
+        key = result.teacher.record["key"]
+        if key not in teacher_logits:
+            teacher_logits[key] = predict_logits(result.teacher.model, split.images)
+        logits = teacher_logits[key]
         method = result.method
-        calibrator_name = stage.cudp_map if method.calibrator == "cudp" else method.calibrator
+        calibrator_name = stage.calibrator_name(method)
         calibrator = stage.calibrator(result.teacher, calibrator_name) if calibrator_name else None
         if method.distill.kind == "target":
             target = make_target(method.distill, logits, labels, calibrator)
