@@ -1,0 +1,214 @@
+"""Student editions: generated from the solution notebooks, no solution text
+in them, clear errors for badly tagged notebooks, and every chapter's student
+edition still runs (at the smoke size) up to and past each exercise."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from papermill.parameterize import parameterize_notebook
+
+from calibkd import editions
+from calibkd.editions import CHECK, EXERCISE, EditionError, generate, student_edition
+from calibkd.study import NOTEBOOK_DIR
+
+CHAPTERS = [p.stem for p in editions.numbered_notebooks()]
+
+
+def _code(source: str, *tags: str, output: str | None = None) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = list(tags)
+    if output is not None:
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
+        cell.execution_count = 1
+    return cell
+
+
+def _markdown(source: str, *tags: str) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(source)
+    cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=[_markdown("# 09 · toy\n\nWhat you will learn"), *cells])
+
+
+def _toy() -> nbformat.NotebookNode:
+    return _notebook(
+        _code("x = 2", output="setup output\n"),
+        _code("# Set `y` to x squared.\n# --- solution ---\ny = x ** 2  # the secret answer", "solution",
+              output="secret printed answer 4\n"),
+        _code("assert y == 4\nprint(f'correct: {y} is x squared')", CHECK, output="correct: 4 is x squared\n"),
+        _markdown("Explain why.\n<!-- solution -->\nBecause squaring two gives four, a hidden explanation.",
+                  "solution-start"),
+        _code("z = y + 1  # second part of the range answer", output="range output line\n"),
+        _markdown("Closing remark of the hidden range answer.", "solution-end"),
+        _markdown("## Questions to try"),
+    )
+
+
+def test_student_edition_replaces_solutions_by_stubs_and_keeps_other_outputs():
+    source = _toy()
+    edition = student_edition(source, "09_toy")
+    stubs = [c for c in edition.cells if EXERCISE in c.metadata.get("tags", [])]
+    assert [c.cell_type for c in stubs] == ["code", "markdown"]
+    assert stubs[0].source.startswith("# Set `y` to x squared.")
+    assert "raise NotImplementedError('Exercise 09.1" in stubs[0].source
+    assert stubs[0].outputs == [] and stubs[0].execution_count is None
+    assert stubs[1].source.startswith("Explain why.") and "Exercise 09.2" in stubs[1].source
+    check = next(c for c in edition.cells if CHECK in c.metadata.get("tags", []))
+    assert check.outputs == [] and check.execution_count is None
+    setup = next(c for c in edition.cells if c.source == "x = 2")
+    assert setup.outputs[0].text == "setup output\n"
+    assert edition.metadata["calibkd"]["edition"] == "student"
+    assert edition.cells[0].source == source.cells[0].source and "Student edition" in edition.cells[1].source
+    assert len(source.cells) == 8 and "solution" in source.cells[2].metadata.tags  # the source is untouched
+    nbformat.validate(edition)
+
+
+def test_no_solution_text_leaks_into_the_student_edition():
+    source = _toy()
+    secret = editions.solution_text(source, "09_toy")
+    assert {"y = x ** 2  # the secret answer", "secret printed answer 4", "correct: 4 is x squared",
+            "Closing remark of the hidden range answer.", "z = y + 1  # second part of the range answer"} <= set(secret)
+    text = nbformat.writes(student_edition(source, "09_toy"))
+    assert not [line for line in secret if line in text]
+
+
+@pytest.mark.parametrize("cells, message", [
+    ([_code("# do it\n# --- solution ---\nx = 1", "solutoin")], "unknown tag"),
+    ([_code("# do it\n# --- solution ---\nx = 1", "solution-start"), _code("y = 2")], "never closed"),
+    ([_code("x = 1", "solution-end")], "no 'solution-start'"),
+    ([_code("# a\n# --- solution ---\nx = 1", "solution-start"), _code("# b\n# --- solution ---\ny = 1", "solution-start"),
+      _code("z = 1", "solution-end")], "not closed"),
+    ([_code("x = 1  # the answer, and nothing says what to do", "solution")], "no exercise stub text"),
+    ([_code("# --- solution ---\nx = 1", "solution")], "no exercise stub text"),
+    ([_markdown("The answer, without a task.", "solution")], "no exercise stub text"),
+    ([_code("print('task')\n# --- solution ---\nx = 1", "solution")], "must be comments"),
+    ([_code("# a\n# --- solution ---\nx = 1", "solution", "check")], "conflicting tags"),
+    ([_code("x = 1")], "nothing to turn into exercises"),
+])
+def test_badly_tagged_notebooks_are_refused_with_a_clear_error(cells, message):
+    with pytest.raises(EditionError, match=message):
+        student_edition(_notebook(*cells), "09_toy")
+
+
+def test_an_edition_is_not_made_from_a_student_edition():
+    with pytest.raises(EditionError, match="already a student edition"):
+        student_edition(student_edition(_toy(), "09_toy"), "09_toy")
+
+
+def test_command_reports_bad_input_and_writes_nothing(tmp_path, capsys):
+    good = tmp_path / "01_good.ipynb"
+    nbformat.write(_toy(), good)
+    bad = tmp_path / "02_bad.ipynb"
+    nbformat.write(_notebook(_code("x = 1", "solution-start")), bad)
+    out = tmp_path / "student"
+    assert editions.main([str(good), str(bad), "--out", str(out)]) == 1
+    assert "never closed" in capsys.readouterr().err
+    assert not out.exists()
+    assert editions.main([str(tmp_path / "missing.ipynb"), "--out", str(out)]) == 1
+
+
+# ---------------------------------------------------------------------------
+# the study's chapters
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def student_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("student")
+    generate(editions.numbered_notebooks(), out)
+    return out
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_every_chapter_has_a_checked_exercise_and_worked_answers(name):
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    solutions = editions.find_solutions(notebook, name)
+    code = [s for s in solutions if notebook.cells[s.first].cell_type == "code"]
+    assert code, "at least one exercise with code"
+    for solution in code:
+        following = notebook.cells[solution.last + 1]
+        assert CHECK in following.metadata.get("tags", []) and "assert" in following.source
+    closing = notebook.cells[-1]
+    assert "solution" in closing.metadata.get("tags", []) and "Questions to try" in closing.source
+
+
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_student_edition_of_every_chapter_leaks_no_solution(name, student_dir):
+    source = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    text = (student_dir / f"{name}.ipynb").read_text()
+    edition = json.loads(text)
+    assert edition["metadata"]["calibkd"]["edition"] == "student"
+    leaked = [line for line in editions.solution_text(source, name) if line in text or json.dumps(line)[1:-1] in text]
+    assert not leaked
+    stubs = [c for c in edition["cells"] if EXERCISE in c["metadata"].get("tags", [])]
+    assert len(stubs) == len(editions.find_solutions(source, name))
+
+
+def test_generating_twice_gives_the_same_files(tmp_path, student_dir):
+    again = generate(editions.numbered_notebooks(), tmp_path)
+    for path in again:
+        assert path.read_bytes() == (student_dir / path.name).read_bytes()
+
+
+def test_every_chapter_starts_with_the_same_install_cell():
+    first_code = []
+    for name in CHAPTERS:
+        notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+        first_code.append(next(c.source for c in notebook.cells if c.cell_type == "code"))
+    assert 'find_spec("calibkd") is None' in first_code[0] and "pip" in first_code[0]
+    assert len(set(first_code)) == 1
+
+
+#: Parameters that make each chapter's student edition run in seconds (the
+#: smoke profile; chapter 04 with two students and no sweep).
+SMOKE = {
+    "01_teacher_training": {"profile": "smoke"},
+    "02_miscalibration_diagnosis": {"profile": "smoke", "shift_test_size": 200},
+    "03_calibration_methods": {"profile": "smoke", "shift_test_size": 200, "methods": ["label_smoothing"],
+                               "posthoc": ["temperature"]},
+    "04_student_distillation": {"profile": "smoke", "shift_test_size": 200, "regimes": ["default"],
+                                "student_methods": ["ce", "kd"], "central_methods": ["ce"], "sweep": {}},
+    "05_results": {},
+}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    """One model cache for the chapters, so later chapters reuse earlier models."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_student_edition_runs_up_to_and_past_each_exercise(name, student_dir, shared_cache, monkeypatch):
+    """Every cell runs except the stubs, which stop with NotImplementedError,
+    and the checks that follow them (whose answer is missing)."""
+    monkeypatch.setenv("CALIBKD_CACHE", str(shared_cache))
+    notebook = nbformat.read(student_dir / f"{name}.ipynb", as_version=4)
+    notebook = parameterize_notebook(notebook, SMOKE[name], kernel_name="python3", language="python")
+    started = time.perf_counter()
+    NotebookClient(notebook, kernel_name="python3", timeout=600, allow_errors=True,
+                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+    print(f"{name}: {time.perf_counter() - started:.1f} s")
+    stubs = 0
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        tags = cell.metadata.get("tags", [])
+        errors = [o for o in cell.outputs if o.output_type == "error"]
+        if EXERCISE in tags:
+            stubs += 1
+            assert [e.ename for e in errors] == ["NotImplementedError"], f"cell {index}: {cell.source[:80]!r}"
+        elif CHECK in tags:
+            assert errors, f"check cell {index} passed without the student's answer"
+        else:
+            assert not errors, f"cell {index} failed: {errors[0].ename}: {errors[0].evalue}"
+    assert stubs >= 1
