@@ -37,6 +37,22 @@
 # this notebook (or running chapter 02 first) reuses finished models.
 
 # %%
+# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
+# missing. Then it is installed from the checkout this notebook sits in (clone
+# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
+# wheel or git URL your instructor gives you). Installed already: nothing happens.
+import importlib.util
+if importlib.util.find_spec("calibkd") is None:
+    import os, pathlib, subprocess, sys
+    _source = os.environ.get("CALIBKD_SOURCE") or next(
+        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    if not _source:
+        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
+                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
+    importlib.invalidate_caches()
+
+# %%
 import pandas as pd
 from IPython.display import display
 
@@ -146,6 +162,43 @@ key = scores[scores.metric.isin(["accuracy", "nll", "ece"])]
 print(key.pivot(index="model", columns="metric", values="value").round(3).to_string())
 
 # %% [markdown]
+# ## Exercise: ECE by hand
+#
+# ECE sorts predictions into bins by their top-label confidence
+# $\hat p_i = \max_k p_{ik}$ and averages the gap between mean confidence and
+# accuracy over the bins, each weighted by its share of the $n$ examples:
+#
+# $$\mathrm{ECE} = \sum_{b} \frac{|B_b|}{n}\,\bigl|\,\mathrm{conf}(B_b) - \mathrm{acc}(B_b)\,\bigr|$$
+#
+# The toy table below holds six predictions of a 3-class model. Compute its
+# ECE **by hand** with 3 equal-width bins, $[0, \tfrac13)$, $[\tfrac13, \tfrac23)$
+# and $[\tfrac23, 1]$, then run the check, which compares your number with
+# `metrics.ece(toy_probs, toy_labels, n_bins=3)`.
+
+# %%
+import torch
+
+toy_probs = torch.tensor([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.6, 0.3, 0.1],
+                          [0.5, 0.4, 0.1], [0.4, 0.35, 0.25], [0.7, 0.2, 0.1]], dtype=torch.float64)
+toy_labels = torch.tensor([0, 1, 0, 1, 2, 0])
+display(pd.DataFrame({"confidence": toy_probs.max(1).values, "predicted": toy_probs.argmax(1), "label": toy_labels}))
+
+# %% tags=["solution"]
+# Set `ece_by_hand` to the ECE of the toy table, computed by hand: put each row
+# in its bin by confidence, then for each bin take its share of the rows, its
+# mean confidence and its accuracy (plain arithmetic is the point here).
+# --- solution ---
+# bin [2/3, 1]: confidences 0.9, 0.8, 0.7 -> mean 0.8; rows 0 and 5 right, row 1 wrong -> accuracy 2/3
+# bin [1/3, 2/3): confidences 0.6, 0.5, 0.4 -> mean 0.5; only row 2 right -> accuracy 1/3
+# bin [0, 1/3): empty, it adds nothing
+ece_by_hand = 3 / 6 * abs(0.8 - 2 / 3) + 3 / 6 * abs(0.5 - 1 / 3)
+
+# %% tags=["check"]
+assert abs(ece_by_hand - metrics.ece(toy_probs, toy_labels, n_bins=3)) < 1e-9, \
+    "not what calibkd.metrics computes: recheck which bin each row falls in and which rows are right"
+print(f"correct: ECE = {ece_by_hand:.4f}; both bins are overconfident (mean confidence above accuracy)")
+
+# %% [markdown]
 # ## What this run found
 #
 # The numbers below are computed from this run's histories, not written in
@@ -160,7 +213,7 @@ for name, history in histories.items():
           f"{last['test_nll']:.3f} at the end; test ECE {last['test_ece']:.3f}; "
           f"train accuracy {last['train_acc']:.3f} vs test {last['test_acc']:.3f}")
 
-# %% [markdown]
+# %% [markdown] tags=["solution"]
 # In the committed default run, the regularised teacher stays close to
 # calibrated: its training and test NLL fall together and its test ECE stays
 # small, as brief section 3b warned. The overconfident recipe drives its
@@ -181,3 +234,27 @@ for name, history in histories.items():
 #    falls?
 # 3. The overconfident recipe changes three things at once (no augmentation,
 #    no weight decay, a 10k subset). Which one matters most for its ECE?
+#
+# <!-- solution -->
+#
+# ### Worked answers
+#
+# 1. Set `report_epoch = "best_val"` in the parameters cell (or
+#    `python -m papermill notebooks/01_teacher_training.ipynb out.ipynb -p report_epoch best_val`).
+#    Each model's line then names the epoch kept: for the overconfident
+#    teacher it is the epoch of its lowest *validation* NLL, close to the
+#    test-NLL minimum printed under "What this run found". Compare the ECE
+#    row of the final table between the two runs: early stopping removes the
+#    part of the overconfidence that grows after that minimum, not the gap
+#    between training and test NLL that the missing regularisation creates.
+# 2. Run with `teacher_epochs = 3` and `teacher_epochs = 30` and
+#    `recipes = ["default"]`, then read the training curves: with 30 epochs
+#    the dashed (test) NLL flattens or turns up while the solid (training) NLL
+#    keeps falling; the epoch where the two part is where extra training only
+#    sharpens confidence. Three epochs stop before that point.
+# 3. The notebook's recipes are built in `calibkd.config._profile`: make three
+#    variants of the overconfident recipe with `dataclasses.replace`, each
+#    undoing one change (`augment=True`, `weight_decay=5e-4`, `subset=None`),
+#    train each with `ctx.trained(recipe)` and compare their test ECE with
+#    `metrics.ece`. Change one factor at a time, with the same seed, so the
+#    difference is attributable.

@@ -40,6 +40,22 @@
 # come from the cache, or are trained here if chapter 01 has not run).
 
 # %%
+# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
+# missing. Then it is installed from the checkout this notebook sits in (clone
+# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
+# wheel or git URL your instructor gives you). Installed already: nothing happens.
+import importlib.util
+if importlib.util.find_spec("calibkd") is None:
+    import os, pathlib, subprocess, sys
+    _source = os.environ.get("CALIBKD_SOURCE") or next(
+        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    if not _source:
+        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
+                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
+    importlib.invalidate_caches()
+
+# %%
 import pandas as pd
 import matplotlib.pyplot as plt
 import seaborn as sns
@@ -300,6 +316,49 @@ print(severity_table[severity_table.metric.isin(["accuracy", "ece"]) & severity_
       .pivot_table(index=["model", "severity"], columns="metric", values="value").round(3).to_string())
 
 # %% [markdown]
+# ## Exercise: fit a temperature, and explain its sign
+#
+# Temperature scaling divides the logits by one number $T > 0$ fitted to
+# minimise the NLL on held-out data: $p = \mathrm{softmax}(z / T)$. Below,
+# `toy_logits` are *calibrated* by construction: each label is drawn from
+# $\mathrm{softmax}(z)$. The model we diagnose reports `3 * toy_logits`.
+#
+# 1. Predict: will the fitted $T$ be above or below 1? Is $\log T$ positive or negative?
+# 2. Find $T$ yourself by a grid search over $T \in [0.5, 6]$ (the $T$ with
+#    the lowest NLL), and set `toy_verdict` to `"overconfident"` or
+#    `"underconfident"`. The check compares your $T$ with
+#    `calibration.fit_temperature`.
+
+# %%
+import torch
+
+from calibkd import calibration
+
+toy_generator = torch.Generator().manual_seed(0)
+toy_logits = 1.5 * torch.randn(4000, 5, generator=toy_generator, dtype=torch.float64)
+toy_labels = torch.multinomial(torch.softmax(toy_logits, 1), 1, generator=toy_generator).squeeze(1)
+model_logits = 3 * toy_logits  # the model's outputs: the calibrated logits, three times too large
+
+# %% tags=["solution"]
+# Set `t_by_hand` (a float: the grid T with the lowest NLL of softmax(model_logits / T))
+# and `toy_verdict` ("overconfident" or "underconfident").
+# --- solution ---
+grid = torch.linspace(0.5, 6.0, 1101, dtype=torch.float64)
+nll_on_grid = torch.stack([torch.nn.functional.cross_entropy(model_logits / t, toy_labels) for t in grid])
+t_by_hand = float(grid[nll_on_grid.argmin()])
+# T > 1 (log T > 0): dividing by T flattens the probabilities, which lowers the
+# NLL only if the model was too sure of itself. Here T comes out near 3: it
+# undoes the factor the logits were inflated by.
+toy_verdict = "overconfident" if t_by_hand > 1 else "underconfident"
+print(f"T = {t_by_hand:.3f}: {toy_verdict}")
+
+# %% tags=["check"]
+fitted = calibration.fit_temperature(model_logits, toy_labels)
+assert abs(t_by_hand - fitted) < 0.02, f"your T = {t_by_hand:.3f}, calibration.fit_temperature gives {fitted:.3f}"
+assert toy_verdict == ("overconfident" if fitted > 1 else "underconfident"), "T > 1 means the model was overconfident"
+print(f"correct: T = {fitted:.3f} > 1, log T = {torch.tensor(fitted).log().item():.3f} > 0: the model was overconfident")
+
+# %% [markdown]
 # ## What this run found
 #
 # Computed from the tables above:
@@ -314,7 +373,7 @@ for name in teachers:
           f"median non-target mass on train {spread[(spread.teacher == name) & (spread.split == 'train')]['non-target mass'].median():.2e} "
           f"vs test {spread[(spread.teacher == name) & (spread.split == 'test')]['non-target mass'].median():.2e}")
 
-# %% [markdown]
+# %% [markdown] tags=["solution"]
 # In the committed default run (numbers in the cell above), the regularised
 # teacher is close to calibrated everywhere: small ECE on test data and on its
 # training data, plain or augmented, and a fitted temperature of about 1.
@@ -356,3 +415,33 @@ for name in teachers:
 # 4. Fit a temperature on *corrupted* validation images (severity 3) and
 #    apply it to the corrupted test set. How much of the ECE under shift does
 #    it remove, and what does it cost on clean data?
+#
+# <!-- solution -->
+#
+# ### Worked answers
+#
+# 1. `probs, labels = predictions["overconfident", "test"]`, then
+#    `metrics.ece(probs, labels, n_bins=5)` and `n_bins=30`. Few bins average
+#    over- and under-confident predictions inside one bin and can hide
+#    miscalibration; many bins have few examples each, and their noise only
+#    adds (ECE is a sum of absolute gaps), so the number drifts upward. The
+#    same predictions give different numbers: an ECE without its estimator
+#    (binning, bin count, top-label or classwise) cannot be compared.
+# 2. Divide the logits by the teacher's temperature before the softmax:
+#    `metrics.softmax(predict_logits(teachers["overconfident"].model, train.images), temperature=temperatures["overconfident"])`
+#    with `train = ctx.training_split(teachers["overconfident"].recipe)`,
+#    then `metrics.non_target_mass(probs, labels).mean()`. A temperature
+#    fitted on validation is about 1 to 2 here, while the training logits of a
+#    memorising teacher are so large that dividing by it leaves them near
+#    one-hot: the train/test gap survives temperature scaling.
+# 3. Take the class-similarity matrix of the section above (or
+#    `metrics.class_similarity(probs, labels)` on test) and its largest
+#    off-diagonal entry (`numpy.unravel_index(s.argmax(), s.shape)`); look the
+#    pair up in `ctx.data.info.class_groups`. Shirt / T-shirt / pullover / coat
+#    are one group, sandal / sneaker / ankle boot another.
+# 4. Corrupt the validation images with `corrupt(images, name, 3, seed)` (each
+#    corruption of `CORRUPTIONS`), fit `calibration.fit_temperature` on the
+#    teacher's logits there, and score the corrupted and the clean test set at
+#    that temperature. The shift-fitted T is larger: it removes much of the
+#    ECE under shift and makes clean predictions underconfident, which is the
+#    price of fitting for the wrong distribution.

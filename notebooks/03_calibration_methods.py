@@ -33,6 +33,22 @@
 # - how much an ECE number depends on its estimator.
 
 # %%
+# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
+# missing. Then it is installed from the checkout this notebook sits in (clone
+# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
+# wheel or git URL your instructor gives you). Installed already: nothing happens.
+import importlib.util
+if importlib.util.find_spec("calibkd") is None:
+    import os, pathlib, subprocess, sys
+    _source = os.environ.get("CALIBKD_SOURCE") or next(
+        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    if not _source:
+        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
+                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
+    importlib.invalidate_caches()
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -278,6 +294,62 @@ key = scores[scores.metric.isin(["accuracy", "ece"]) & scores.split.isin(["test"
 print(key.pivot_table(index="model", columns=["split", "metric"], values="value").reindex(variants).round(3).to_string())
 
 # %% [markdown]
+# ## Exercise: predict, then measure, what label smoothing does to the class-similarity matrix
+#
+# A 4-class toy teacher knows that classes 0 and 1 look alike, and so do 2
+# and 3: on an example of class $c$ it gives the label 0.7, the label's group
+# mate 0.2 and each other class 0.05. Label smoothing trains towards
+# $(1-\varepsilon)\,\mathrm{onehot}(y) + \varepsilon / K$, whose non-target
+# part is *uniform*; model the label-smoothing teacher's output as the
+# average of the CE teacher's output and that target ($\varepsilon = 0.1$).
+#
+# 1. Predict: will the class-similarity matrix (`metrics.class_similarity`)
+#    get *flatter* (within-group and across-group similarity closer together)
+#    or *sharper*? Set `prediction`.
+# 2. Measure: set `gap_ce` and `gap_ls`, the mean within-group similarity
+#    (pairs 0-1 and 2-3) minus the mean across-group similarity (the other
+#    four pairs), for each teacher.
+
+# %%
+toy_labels = torch.arange(8) % 4
+toy_mate = toy_labels ^ 1  # 0 <-> 1, 2 <-> 3
+ce_probs = torch.full((8, 4), 0.05, dtype=torch.float64)
+ce_probs[torch.arange(8), toy_labels] = 0.7
+ce_probs[torch.arange(8), toy_mate] = 0.2
+eps = 0.1
+ls_target = torch.nn.functional.one_hot(toy_labels, 4).double() * (1 - eps) + eps / 4
+ls_probs = (ce_probs + ls_target) / 2
+within_pairs, across_pairs = [(0, 1), (2, 3)], [(0, 2), (0, 3), (1, 2), (1, 3)]
+
+# %% tags=["solution"]
+# Set `prediction` ("flatter" or "sharper") before you measure, then
+# `gap_ce` and `gap_ls` (floats) from metrics.class_similarity(probs, labels).
+# --- solution ---
+prediction = "flatter"  # the smoothing target spreads its non-target mass evenly: no group structure
+
+
+def group_gap(probs):
+    similarity = metrics.class_similarity(probs, toy_labels)
+    within = sum(similarity[i, j] for i, j in within_pairs) / len(within_pairs)
+    across = sum(similarity[i, j] for i, j in across_pairs) / len(across_pairs)
+    return within - across
+
+
+gap_ce, gap_ls = group_gap(ce_probs), group_gap(ls_probs)
+print(f"within minus across: CE teacher {gap_ce:.3f}, label-smoothing teacher {gap_ls:.3f}")
+
+# %% tags=["check"]
+def _reference_gap(probs):
+    s = metrics.class_similarity(probs, toy_labels)
+    return (s[0, 1] + s[2, 3]) / 2 - (s[0, 2] + s[0, 3] + s[1, 2] + s[1, 3]) / 4
+
+
+assert abs(gap_ce - _reference_gap(ce_probs)) < 1e-9 and abs(gap_ls - _reference_gap(ls_probs)) < 1e-9, \
+    "recompute the gaps from metrics.class_similarity: mean of the within pairs minus mean of the across pairs"
+assert prediction == ("flatter" if gap_ls < gap_ce else "sharper"), "your prediction does not match the measurement"
+print(f"correct: the gap shrinks from {gap_ce:.3f} to {gap_ls:.3f}: label smoothing flattens the dark knowledge")
+
+# %% [markdown]
 # ## What this run found
 #
 # Computed from the tables above:
@@ -299,7 +371,7 @@ for v in [m for m in methods if m.startswith("dus")]:
     print(f"{v}: C1 confidence on easy {row['C1: confidence on easy']:.4f} vs CE {base['C1: confidence on easy']:.4f}; "
           f"C2 entropy on hard {row['C2: entropy on hard']:.4f} vs CE {base['C2: entropy on hard']:.4f}")
 
-# %% [markdown]
+# %% [markdown] tags=["solution"]
 # In the committed default run (numbers above), the CE teacher is already
 # calibrated, so this chapter mostly shows what calibration methods do to a
 # teacher that does not need them:
@@ -347,3 +419,34 @@ for v in [m for m in methods if m.startswith("dus")]:
 #    student?
 # 4. DUS's hard gate uses a threshold of 0.5 on p_y. Predict what a
 #    threshold of 0.9 does to C1 and C2, then measure it.
+#
+# <!-- solution -->
+#
+# ### Worked answers
+#
+# 1. Run with `regime = "overconfident"` and compare, per method, the ECE on
+#    "test" with the ECE on "train" in the metrics table (and the non-target
+#    mass on training inputs). Post-hoc maps are fitted on validation, so they
+#    fix test calibration but leave the memorised training outputs near
+#    one-hot; train-time losses that keep mass off the label (label smoothing,
+#    mixup, focal, DUS) are the ones that can change the training outputs.
+# 2. Fit `make_calibrator("vector")` on the CE teacher's validation logits,
+#    then on the test logits compare `cal.probs(logits).argmax(1)` with
+#    `logits.argmax(1)`: count the changed predictions, and among them how
+#    many the calibrated argmax gets right against the labels. Temperature
+#    scaling can never change the argmax; vector scaling can, because it
+#    rescales each class separately.
+# 3. Train the variant with a loss override,
+#    `ls3 = ctx.trained(ctx.variant_recipe(regime, "label_smoothing", {"eps": 0.3}))`,
+#    score it on the training inputs as the section on dark knowledge does, and
+#    compute `metrics.group_recovery_auc(metrics.class_similarity(probs, labels), ctx.data.info.class_groups)`.
+#    The smoothing target's non-target part is uniform: a larger eps pulls the
+#    non-target distribution towards uniform, lowers the AUC, and leaves the
+#    student less class structure to learn (the exercise above shows the same
+#    on a toy teacher).
+# 4. Predict first: with threshold 0.9 the hard gate fires on many more
+#    training examples (every correct but not very confident one), so the
+#    entropy bonus acts more widely. Measure with a loss override:
+#    `ctx.variant_recipe(regime, "dus_hard", {"threshold": 0.9})` (see
+#    `calibkd.losses.dus_gate`), train it with `ctx.trained`, and recompute
+#    the C1 and C2 numbers of the DUS section for it.

@@ -37,6 +37,22 @@
 # noise. The multi-seed verdicts with intervals are chapter 05's.
 
 # %%
+# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
+# missing. Then it is installed from the checkout this notebook sits in (clone
+# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
+# wheel or git URL your instructor gives you). Installed already: nothing happens.
+import importlib.util
+if importlib.util.find_spec("calibkd") is None:
+    import os, pathlib, subprocess, sys
+    _source = os.environ.get("CALIBKD_SOURCE") or next(
+        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    if not _source:
+        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
+                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
+    importlib.invalidate_caches()
+
+# %%
 import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
@@ -405,6 +421,53 @@ for regime, frame in other_tables.items():
     print(frame[key_columns].round(3).to_string())
 
 # %% [markdown]
+# ## Exercise: implement W-Clip on a 3-class example
+#
+# CUD's stage 2, Wrong-mass Clipping, only touches rows the teacher gets
+# wrong. Where the top class $k^*$ is not the label $y$, it moves
+#
+# $$\delta = \min\bigl(\eta\, p_{k^*},\; m\,(p_{k^*} - p_y)\bigr)$$
+#
+# from $k^*$ to $y$ ($\eta = 0.5$, $m = 0.7$); every other entry, and every
+# correctly classified row, stays as it is. Write `my_wclip(probs, labels,
+# eta, m)` and try it on the three rows below: which rows change, and does
+# the label become the top class in each?
+
+# %%
+import torch
+
+from calibkd import distill
+
+toy_probs = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]], dtype=torch.float64)
+toy_labels = torch.tensor([1, 1, 2])
+
+# %% tags=["solution"]
+# Define `my_wclip(probs, labels, eta=0.5, m=0.7)` returning a new (N, K) tensor;
+# leave `probs` itself unchanged.
+# --- solution ---
+def my_wclip(probs, labels, eta=0.5, m=0.7):
+    out = probs.clone()
+    for row, label in enumerate(labels.tolist()):
+        top = int(probs[row].argmax())
+        if top != label:
+            delta = min(eta * float(probs[row, top]), m * float(probs[row, top] - probs[row, label]))
+            out[row, top] -= delta
+            out[row, label] += delta
+    return out
+
+
+print(my_wclip(toy_probs, toy_labels))
+# Row 0: delta = min(0.3, 0.21) = 0.21 -> [0.39, 0.51, 0.10]: the label now leads.
+# Row 1 is right and unchanged. Row 2: delta = min(0.25, 0.07) = 0.07 ->
+# [0.43, 0.10, 0.47]: the m-term caps the move at 70 % of the margin, which is enough here.
+
+# %% tags=["check"]
+expected = distill.wclip(toy_probs, toy_labels, eta=0.5, m=0.7)
+assert torch.allclose(my_wclip(toy_probs, toy_labels), expected), f"expected\n{expected}"
+assert torch.allclose(my_wclip(toy_probs, toy_labels, eta=0.2, m=0.9), distill.wclip(toy_probs, toy_labels, eta=0.2, m=0.9))
+print("correct: your W-Clip matches calibkd.distill.wclip")
+
+# %% [markdown]
 # ## What this run found
 #
 # Computed from the tables above:
@@ -432,7 +495,7 @@ findings(table, main_regime)
 for regime, frame in other_tables.items():
     findings(frame, regime)
 
-# %% [markdown]
+# %% [markdown] tags=["solution"]
 # What the committed default run shows (one seed: no difference here is
 # tested against seed-to-seed noise; chapter 05 does that):
 #
@@ -511,3 +574,35 @@ for regime, frame in other_tables.items():
 #    Define a student method that applies both (`DistillMethod("target",
 #    wclip=True, cudp=True)` with `calibrator="cudp"`) and predict its row
 #    before you train it with `stage.student("both", method)`.
+#
+# <!-- solution -->
+#
+# ### Worked answers
+#
+# 1. In the targets table, W-Clip's rows differ from the CE teacher's only
+#    where the teacher is wrong on the augmented view, so the fraction it acts
+#    on is the teacher's training error on augmented views. With
+#    `stage = ctx.student_stage("default")`, compare it with
+#    `(teacher.argmax(1) != labels).float().mean()` on those views: the two
+#    agree, and in the default regime both are a few percent, which is why
+#    W-Clip alone moves the student little there.
+# 2. Run with `cudp_map = "isotonic"` and compare the `cudp` rows of the two
+#    runs, and the mean target confidence in the targets table. Isotonic
+#    regression fits a non-parametric map on validation, so c(x) can move
+#    either way; the direction of the target confidence tells whether the
+#    student's confidence (and its ECE) should move with it.
+# 3. With T_ts close to 1, KD-TS's target is KD's target at temperature
+#    T x T_ts, almost the same: predict nearly equal rows. Check in the main
+#    table: accuracy, NLL and ECE of `kd_ts` and `kd` differ by about as much
+#    as two seeds of one method do (chapter 05 gives that spread).
+# 4. Compare, in the overconfident regime's table, the change from `kd` to
+#    `dus_kd` (the teacher), from `kd` to `wclip` and to `cudp` (the target
+#    map), and the drop of each student's ECE after its own temperature
+#    scaling (the "after TS" columns). The largest of these moves is the
+#    answer for this run; chapter 05 says whether it is outside noise.
+# 5. `method = StudentMethod("ce", DistillMethod("target", wclip=True, cudp=True), "cudp")`
+#    (from `calibkd.config`), then `stage = ctx.student_stage("overconfident")`
+#    and `stage.student("both", method)`. Predict from the two rows it combines:
+#    W-Clip fixes the argmax of wrong rows and CUD-P sets the label's mass to
+#    c(x), so expect CUD-P's confidence level with W-Clip's fewer wrong
+#    targets.

@@ -31,6 +31,22 @@
 # Nothing is trained here: every number comes from the batch's recorded runs.
 
 # %%
+# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
+# missing. Then it is installed from the checkout this notebook sits in (clone
+# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
+# wheel or git URL your instructor gives you). Installed already: nothing happens.
+import importlib.util
+if importlib.util.find_spec("calibkd") is None:
+    import os, pathlib, subprocess, sys
+    _source = os.environ.get("CALIBKD_SOURCE") or next(
+        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    if not _source:
+        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
+                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
+    importlib.invalidate_caches()
+
+# %%
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -213,6 +229,48 @@ print(f"seeds: {len(seeds)}")
 print(verdicts.to_string(index=False))
 
 # %% [markdown]
+# ## Exercise: a paired t-interval by hand
+#
+# A verdict compares two methods *within* each seed. Take the toy ECEs of
+# KD and CUD below (three seeds), their per-seed differences
+# $d_s = \mathrm{ECE}_{\mathrm{CUD}} - \mathrm{ECE}_{\mathrm{KD}}$, and the 95 %
+# Student-t interval of their mean,
+#
+# $$\bar d \pm t_{0.975,\,n-1}\, \frac{s_d}{\sqrt n}.$$
+#
+# Compute `low` and `high` yourself (`scipy.stats.t.ppf` gives the t quantile)
+# and set `excludes_zero`. CUD wins in every seed: is that a verdict?
+
+# %%
+import numpy as np
+from scipy import stats
+
+from calibkd.results import t_interval
+
+toy_ece = pd.DataFrame({"seed": [0, 1, 2], "kd": [0.031, 0.027, 0.035], "cud": [0.024, 0.025, 0.030]})
+toy_ece["difference"] = toy_ece["cud"] - toy_ece["kd"]
+display(toy_ece)
+
+# %% tags=["solution"]
+# Set `low` and `high` (floats, the 95 % t-interval of the mean difference)
+# and `excludes_zero` (a bool).
+# --- solution ---
+d = toy_ece["difference"].to_numpy()
+half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+low, high = d.mean() - half, d.mean() + half
+excludes_zero = bool(low > 0 or high < 0)
+print(f"mean {d.mean():+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}]")
+# Three wins out of three, yet the interval includes zero: with n = 3 the
+# t quantile is 4.30, and the spread between seeds is as large as the mean.
+# "Within noise", not a verdict.
+
+# %% tags=["check"]
+_, ref_low, ref_high, _ = t_interval(toy_ece["difference"])
+assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, f"calibkd.results.t_interval gives [{ref_low:.4f}, {ref_high:.4f}]"
+assert excludes_zero == (ref_low > 0 or ref_high < 0)
+print("correct: the interval includes zero, so this comparison is within noise")
+
+# %% [markdown] tags=["solution"]
 # ## What this execution shows
 #
 # The committed execution reads the reference batch **as far as it has
@@ -241,3 +299,25 @@ print(verdicts.to_string(index=False))
 # 3. The C-shift comparisons use the mean ECE over all corruptions. Redo
 #    them at severity 5 only (filter `table` on `severity == 5`): does any
 #    verdict change?
+#
+# <!-- solution -->
+#
+# ### Worked answers
+#
+# 1. The half-width is t(0.975, n - 1) x s / sqrt(n). Take the smallest
+#    |mean difference| in the C-cud table and its standard deviation s; the
+#    interval excludes zero once t(0.975, n - 1) x s / sqrt(n) < |mean|. Try
+#    n = 3, 4, ... with `scipy.stats.t.ppf(0.975, n - 1)`: since t shrinks
+#    towards 1.96 and sqrt(n) grows, the n needed grows with (s / |mean|)^2.
+# 2. Write `papermill_runs/dus-grid/batch.yaml` with
+#    `notebooks: [04_student_distillation]`, `parameters: {profile: smoke, sweep: {}}`
+#    and `grid: {dus_teacher: [dus_hard, dus_soft], seed: [0]}`; run
+#    `python -m calibkd.runs run papermill_runs/dus-grid` and
+#    `python -m calibkd.runs aggregate papermill_runs/dus-grid`. `results.csv`
+#    has a `dus_teacher` column (every grid parameter becomes one): the rows
+#    of the students that use the DUS teacher (`dus_kd`, `cud`, `cudp_dus`)
+#    differ between its two values; the others are identical.
+# 3. Filter the batch table on `table["severity"] == 5` before building the
+#    C-shift comparisons (`claims.evaluate` on the filtered table) and compare
+#    the verdicts with the table above. Severity 5 is the hardest shift, where
+#    differences are largest but so is the spread between seeds.
