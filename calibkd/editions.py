@@ -236,6 +236,7 @@ def generate(sources: Sequence[Path], out_dir: Path = STUDENT_DIR) -> list[Path]
     for source, edition in editions:
         target = Path(out_dir) / source.name
         atomic_write_text(target, nbformat.writes(edition) + "\n")
+        target.chmod(0o644)  # the students' copy, not a private temporary file
         written.append(target)
     return written
 

@@ -10,6 +10,7 @@ import time
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from calibkd import editions
@@ -192,7 +193,7 @@ def test_student_edition_runs_up_to_and_past_each_exercise(name, student_dir, sh
     """Every cell runs except the stubs, which stop with NotImplementedError,
     and the checks that follow them (whose answer is missing)."""
     monkeypatch.setenv("CALIBKD_CACHE", str(shared_cache))
-    notebook = nbformat.read(student_dir / f"{name}.ipynb", as_version=4)
+    notebook = load_notebook_node(str(student_dir / f"{name}.ipynb"))  # as papermill reads it
     notebook = parameterize_notebook(notebook, SMOKE[name], kernel_name="python3", language="python")
     started = time.perf_counter()
     NotebookClient(notebook, kernel_name="python3", timeout=600, allow_errors=True,
