@@ -1,6 +1,9 @@
 # calibkd: two commands do all set-up on a fresh machine.
 #   make study   creates .venv if missing, makes sure the data is there, runs the study's notebooks
 #   make test    the same set-up, then unit tests, notebook smoke runs and nbval checks
+# Course material (README, "Course material"):
+#   make student-edition   the student edition of every chapter, into course/student/
+#   make site              the static site of the executed notebooks, into site/
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -11,13 +14,15 @@ export PYDEVD_DISABLE_FILE_VALIDATION = 1
 # nbval and papermill start kernels; keep Jupyter's runtime files inside the venv.
 export JUPYTER_PLATFORM_DIRS = 1
 
-.PHONY: study test unit nbval setup data notebooks sync clean-cache
+.PHONY: study test unit nbval setup data notebooks sync clean-cache browser student-edition site
 
 study: setup data
 	$(PY) -m calibkd.study
 
-test: setup data
-	$(PY) -m pytest -q
+# As root (CI) the site's browser test must run: it fails rather than skips
+# when Chromium is missing; elsewhere it skips and says how to install it.
+test: setup data browser
+	CALIBKD_REQUIRE_BROWSER=$$(test "$$(id -u)" = 0 && echo 1) $(PY) -m pytest -q
 	$(MAKE) nbval
 
 # nbval runs one kernel at a time and nothing else computes meanwhile, so CI
@@ -50,3 +55,20 @@ sync: setup
 
 clean-cache:
 	rm -rf .cache/models
+
+# Headless Chromium for tests/test_site.py: Debian's chromium and chromium-driver,
+# installed with apt when run as root and missing (the apt lists are refreshed
+# only if the first try fails); as another user nothing is installed.
+APT_BROWSER := DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian packages chromium chromium-driver with apt-get ..."; \
+		$(APT_BROWSER) || { apt-get update -q >/dev/null && $(APT_BROWSER); }; \
+	else echo "chromium is missing and this is not root: the site's browser test will be skipped"; fi
+
+student-edition: setup
+	$(PY) -m calibkd.editions
+
+site: setup
+	$(PY) -m calibkd.site build
