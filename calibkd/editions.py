@@ -31,7 +31,7 @@ import copy
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import nbformat
 

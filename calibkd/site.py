@@ -104,8 +104,8 @@ def load_chapter(path: Path) -> Chapter:
 def _link_chapters(page: str, chapters: Sequence[Chapter]) -> str:
     """Links to another chapter's notebook point to its page instead."""
     for chapter in chapters:
-        name = re.escape(chapter.source.name)
-        page = re.sub(rf'href="(?:\.\./notebooks/|\./)?{name}(#[^"]*)?"', lambda m: f'href="{chapter.page}{m.group(1) or ""}"', page)
+        pattern = rf'href="(?:\.\./notebooks/|\./)?{re.escape(chapter.source.name)}(#[^"]*)?"'
+        page = re.sub(pattern, lambda m, target=chapter.page: f'href="{target}{m.group(1) or ""}"', page)
     return page
 
 

@@ -168,11 +168,12 @@ def test_every_chapter_starts_with_the_same_install_cell():
     assert len(set(first_code)) == 1
 
 
-#: Parameters that make each chapter's student edition run in seconds (the
-#: smoke profile; chapter 04 with two students and no sweep).
+#: Parameters that make each chapter's student edition run in seconds: the
+#: smoke profile, one teacher recipe, chapter 03 with one method, chapter 04
+#: with two students and no sweep (the exercises need no trained model).
 SMOKE = {
-    "01_teacher_training": {"profile": "smoke"},
-    "02_miscalibration_diagnosis": {"profile": "smoke", "shift_test_size": 200},
+    "01_teacher_training": {"profile": "smoke", "recipes": ["default"]},
+    "02_miscalibration_diagnosis": {"profile": "smoke", "recipes": ["default"], "shift_test_size": 200},
     "03_calibration_methods": {"profile": "smoke", "shift_test_size": 200, "methods": ["label_smoothing"],
                                "posthoc": ["temperature"]},
     "04_student_distillation": {"profile": "smoke", "shift_test_size": 200, "regimes": ["default"],

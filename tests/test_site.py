@@ -164,7 +164,7 @@ def test_every_page_loads_with_its_images_and_math(built_site, server, browser):
         assert browser.execute_script("return document.images.length") > 0, f"{page} shows no figure"
         assert browser.execute_script("return document.querySelectorAll('.jp-RenderedHTMLCommon table, table.dataframe').length") > 0 \
             or page.startswith("05"), f"{page} shows no table"
-        _wait(browser, "return window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0")
+        _wait(browser, "return window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0")
         notebook = nbformat.read(NOTEBOOK_DIR / page.replace(".html", ".ipynb"), as_version=4)
         if any("$" in c.source for c in notebook.cells if c.cell_type == "markdown"):
             assert browser.execute_script("return document.querySelectorAll('.MathJax, .MathJax_Display').length") > 0, \
@@ -202,7 +202,7 @@ def test_screenshot_of_the_first_chapter(built_site, server, browser, tmp_path):
 
     browser.get(server + "01_teacher_training.html")
     _wait(browser, "return document.readyState === 'complete'")
-    _wait(browser, "return !window.MathJax || (MathJax.Hub && MathJax.Hub.queue.pending === 0)")
+    _wait(browser, "return !window.MathJax || (MathJax.isReady && MathJax.Hub.queue.pending === 0)")
     shot = tmp_path / "site_chapter01.png"
     assert browser.save_screenshot(str(shot))
     image = Image.open(shot)
