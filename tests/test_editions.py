@@ -214,3 +214,33 @@ def test_student_edition_runs_up_to_and_past_each_exercise(name, student_dir, sh
         else:
             assert not errors, f"cell {index} failed: {errors[0].ename}: {errors[0].evalue}"
     assert stubs >= 1
+
+
+def _run_install_cell(monkeypatch, cwd, source_env: str | None) -> list[list[str]]:
+    """Run the chapters' install cell as if calibkd were missing; returns the pip commands it ran."""
+    import importlib.util
+    import subprocess
+
+    notebook = nbformat.read(NOTEBOOK_DIR / f"{CHAPTERS[0]}.ipynb", as_version=4)
+    cell = next(c.source for c in notebook.cells if c.cell_type == "code")
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "calibkd" else real_find_spec(name, *a))
+    calls: list[list[str]] = []
+    monkeypatch.setattr(subprocess, "run", lambda command, **kwargs: calls.append(command))
+    monkeypatch.chdir(cwd)
+    if source_env is None:
+        monkeypatch.delenv("CALIBKD_SOURCE", raising=False)
+    else:
+        monkeypatch.setenv("CALIBKD_SOURCE", source_env)
+    exec(compile(cell, "install-cell", "exec"), {})
+    return calls
+
+
+def test_install_cell_installs_from_the_checkout_or_calibkd_source(monkeypatch, tmp_path):
+    checkout = NOTEBOOK_DIR.parent
+    [command] = _run_install_cell(monkeypatch, NOTEBOOK_DIR, None)
+    assert command[1:] == ["-m", "pip", "install", "-q", str(checkout)]
+    [command] = _run_install_cell(monkeypatch, tmp_path, "calibkd-0.1.0-py3-none-any.whl")
+    assert command[-1] == "calibkd-0.1.0-py3-none-any.whl"
+    with pytest.raises(ModuleNotFoundError, match="CALIBKD_SOURCE"):
+        _run_install_cell(monkeypatch, tmp_path, None)
