@@ -584,8 +584,8 @@ for regime, frame in other_tables.items():
 #    on is the teacher's training error on augmented views. With
 #    `stage = ctx.student_stage("default")`, compare it with
 #    `(teacher.argmax(1) != labels).float().mean()` on those views: the two
-#    agree, and in the default regime both are a few percent, which is why
-#    W-Clip alone moves the student little there.
+#    should agree. The smaller that fraction, the less W-Clip alone can move
+#    the student: compare it in the default and the overconfident regime.
 # 2. Run with `cudp_map = "isotonic"` and compare the `cudp` rows of the two
 #    runs, and the mean target confidence in the targets table. Isotonic
 #    regression fits a non-parametric map on validation, so c(x) can move
