@@ -242,8 +242,8 @@ for name, history in histories.items():
 # 1. Set `report_epoch = "best_val"` in the parameters cell (or
 #    `python -m papermill notebooks/01_teacher_training.ipynb out.ipynb -p report_epoch best_val`).
 #    Each model's line then names the epoch kept: for the overconfident
-#    teacher it is the epoch of its lowest *validation* NLL, close to the
-#    test-NLL minimum printed under "What this run found". Compare the ECE
+#    teacher it is the epoch of its lowest *validation* NLL; compare it with
+#    the test-NLL minimum printed under "What this run found". Compare the ECE
 #    row of the final table between the two runs: early stopping removes the
 #    part of the overconfidence that grows after that minimum, not the gap
 #    between training and test NLL that the missing regularisation creates.
@@ -252,9 +252,10 @@ for name, history in histories.items():
 #    the dashed (test) NLL flattens or turns up while the solid (training) NLL
 #    keeps falling; the epoch where the two part is where extra training only
 #    sharpens confidence. Three epochs stop before that point.
-# 3. The notebook's recipes are built in `calibkd.config._profile`: make three
-#    variants of the overconfident recipe with `dataclasses.replace`, each
-#    undoing one change (`augment=True`, `weight_decay=5e-4`, `subset=None`),
-#    train each with `ctx.trained(recipe)` and compare their test ECE with
+# 3. Start from `recipe = ctx.teacher_recipe("overconfident")` and make three
+#    variants, each undoing one change, e.g.
+#    `dataclasses.replace(recipe, train=dataclasses.replace(recipe.train, augment=True))`
+#    (then `weight_decay=5e-4`, then `subset=None`); train each with
+#    `ctx.trained(variant)` (the cache keys on the parameters) and compare their test ECE with
 #    `metrics.ece`. Change one factor at a time, with the same seed, so the
 #    difference is attributable.

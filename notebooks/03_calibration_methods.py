@@ -426,10 +426,11 @@ for v in [m for m in methods if m.startswith("dus")]:
 #
 # 1. Run with `regime = "overconfident"` and compare, per method, the ECE on
 #    "test" with the ECE on "train" in the metrics table (and the non-target
-#    mass on training inputs). Post-hoc maps are fitted on validation, so they
-#    fix test calibration but leave the memorised training outputs near
-#    one-hot; train-time losses that keep mass off the label (label smoothing,
-#    mixup, focal, DUS) are the ones that can change the training outputs.
+#    mass on training inputs). Post-hoc maps are fitted on validation and
+#    apply the same map to the memorised training outputs, whatever their
+#    sharpness; train-time losses that keep mass off the label (label
+#    smoothing, mixup, focal, DUS) change the training outputs themselves.
+#    The train columns show which of the two this run's numbers favour.
 # 2. Fit `make_calibrator("vector")` on the CE teacher's validation logits,
 #    then on the test logits compare `cal.probs(logits).argmax(1)` with
 #    `logits.argmax(1)`: count the changed predictions, and among them how

@@ -319,5 +319,6 @@ print("correct: the interval includes zero, so this comparison is within noise")
 #    differ between its two values; the others are identical.
 # 3. Filter the batch table on `table["severity"] == 5` before building the
 #    C-shift comparisons (`claims.evaluate` on the filtered table) and compare
-#    the verdicts with the table above. Severity 5 is the hardest shift, where
-#    differences are largest but so is the spread between seeds.
+#    the verdicts with the table above. Severity 5 is the hardest shift:
+#    differences between methods tend to grow there, and so can the spread
+#    between seeds, so a verdict can move either way.
