@@ -588,6 +588,7 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
     "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
+    "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch folder, or '' to skip it"),
     "reference": ParameterRule(str, choices=tuple(STUDENT_METHODS), help="the model paired differences are taken against"),
 }
 
@@ -612,7 +613,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
         "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir",
     ),
-    "05_results": ("batch", "reference", "output_dir"),
+    "05_results": ("batch", "reference", "long_tail_batch", "output_dir"),
 }
 
 
