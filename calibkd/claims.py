@@ -126,6 +126,27 @@ def default_comparisons(regimes: list[str]) -> list[Comparison]:
     return out
 
 
+#: The class groups of a long-tailed training set, as the ``where`` of chapter 04's tables.
+LONG_TAIL_GROUPS = ("many", "medium", "few")
+
+
+def group_where(group: str) -> str:
+    """Where chapter 04 records a class group's test scores."""
+    return f"test, {group}-shot classes"
+
+
+def long_tail_comparisons(regime: str = "long_tail") -> list[Comparison]:
+    """C-cud on long-tail inputs: calibrated or uncertainty-shaped targets vs
+    KD on the test examples of the *few-shot* classes (the rare ones in the
+    teacher's and student's training set)."""
+    out: list[Comparison] = []
+    for model in ("cud", "cudp", "cudp_xfit", "kd_ts"):
+        for metric, better in (("accuracy", "higher"), ("ece", "lower"), ("nll", "lower")):
+            out.append(Comparison("C-cud (long tail)", regime, model, "kd", metric, group_where("few"), better,
+                                  "few-shot classes of a 100:1 long-tailed training set"))
+    return out
+
+
 def batch_root(batch: str, runs_root: Path) -> Path:
     """A batch folder by name (under ``runs_root``) or path; a clear error if it has no finished runs."""
     from calibkd.results import finished_runs

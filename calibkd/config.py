@@ -215,6 +215,9 @@ class TrainConfig:
     augment: bool = True
     #: train on a seeded subset of this many training examples (None: all)
     subset: int | None = None
+    #: then keep a seeded long-tailed subset of it, the largest class this many
+    #: times the smallest (``calibkd.shift.long_tail_subset``; None: balanced)
+    long_tail: float | None = None
     #: a loss of ``calibkd.losses.LOSS_DEFAULTS`` and its hyper-parameters
     loss: str = "ce"
     loss_params: tuple[tuple[str, float | str], ...] = ()
@@ -237,6 +240,8 @@ class TrainConfig:
         check_loss(self.loss, dict(self.loss_params))
         if self.subset is not None:
             _check_int("subset", self.subset, minimum=1)
+        if self.long_tail is not None:
+            _check_float("long_tail", self.long_tail, low=1.0, high=1e6)
         _check_int("monitor_size", self.monitor_size, minimum=1)
         _check_int("seed", self.seed, minimum=0)
 
@@ -267,6 +272,15 @@ class Profile:
     #: epochs of fine-tuning for DUS and its plain-CE control (at lr / 10)
     finetune_epochs: int = 3
 
+
+#: The long-tail regime's imbalance ratio: the largest class of the training
+#: set has this many times the examples of the smallest (CIFAR-10-LT's
+#: standard 100; Cao et al. 2019).
+LONG_TAIL_IMBALANCE = 100.0
+#: The teacher regimes every profile has: the CE recipe (``default``), one that
+#: memorises a subset (``overconfident``, brief section 3b), and the default
+#: recipe on a long-tailed training set (``long_tail``).
+REGIMES = ("default", "overconfident", "long_tail")
 
 TEACHER = ModelConfig("resnet", (("width", 32), ("blocks_per_stage", 1), ("stem_stride", 2)))
 STUDENT = ModelConfig("small_cnn", (("width", 16),))
@@ -299,6 +313,7 @@ def _profile(
         teacher_recipes={
             "default": Recipe("default", teacher, default),
             "overconfident": Recipe("overconfident", teacher, overconfident),
+            "long_tail": Recipe("long_tail", teacher, replace(default, long_tail=LONG_TAIL_IMBALANCE)),
         },
         student=Recipe("student_ce", student, replace(default, epochs=student_epochs)),
         finetune_epochs=finetune_epochs,
@@ -552,7 +567,7 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "dataset": ParameterRule(str, choices=tuple(DATASETS)),
     "data_root": ParameterRule(str, help="'' finds the data automatically"),
     "seed": ParameterRule(int, minimum=0),
-    "recipes": ParameterRule(list, choices=("default", "overconfident")),
+    "recipes": ParameterRule(list, choices=REGIMES),
     "report_epoch": ParameterRule(str, choices=REPORT_EPOCHS),
     "teacher_epochs": ParameterRule(int, minimum=1, optional=True),
     "student_epochs": ParameterRule(int, minimum=1, optional=True),
@@ -562,17 +577,18 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
     "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
-    "regime": ParameterRule(str, choices=("default", "overconfident")),
+    "regime": ParameterRule(str, choices=REGIMES),
     "methods": ParameterRule(list, choices=tuple(TEACHER_METHODS)),
     "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic")),
     "student_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
-    "regimes": ParameterRule(list, choices=("default", "overconfident"),
+    "regimes": ParameterRule(list, choices=REGIMES,
                              help="the first runs student_methods, the others central_methods"),
     "central_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
     "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
     "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
     "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
+    "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch folder, or '' to skip it"),
     "reference": ParameterRule(str, choices=tuple(STUDENT_METHODS), help="the model paired differences are taken against"),
 }
 
@@ -597,7 +613,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
         "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir",
     ),
-    "05_results": ("batch", "reference", "output_dir"),
+    "05_results": ("batch", "reference", "long_tail_batch", "output_dir"),
 }
 
 

@@ -50,7 +50,7 @@ def fold_teachers(recipe: Recipe, data: DataSplits, student_config: TrainConfig,
         keep = (folds_ids != f).nonzero().squeeze(1).to(train.labels.device)
         fold_data = replace(data, train=Split(train.images[keep], train.labels[keep]))
         fold_recipe = replace(recipe, name=f"{recipe.name}/fold{f}of{folds}",
-                              train=replace(recipe.train, subset=None))
+                              train=replace(recipe.train, subset=None, long_tail=None))
         extra = {"cross_fit": {"folds": folds, "fold": f, "fold_seed": student_config.seed + 17,
                                "examples": stream_key(data, replace(student_config, epochs=1))}}
         teachers.append(get_trained(

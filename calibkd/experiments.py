@@ -62,6 +62,8 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
     train = as_record(recipe.train)
     if not train["loss_params"]:
         del train["loss_params"]
+    if train["long_tail"] is None:
+        del train["long_tail"]
     params = {
         "cache_version": CACHE_VERSION,
         "split": as_record(data.config),

@@ -23,6 +23,7 @@ from calibkd.data import DataSplits, Split, make_splits
 from calibkd.experiments import TrainedModel, get_trained
 from calibkd.runtime import resolve_device, set_determinism
 from calibkd.student_stage import StudentStage
+from calibkd.train import training_examples
 
 #: Names IPython defines in every kernel; never parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -98,10 +99,11 @@ class StudyContext:
 
     def student_stage(self, regime: str, dus_teacher: str = "dus_soft", cudp_map: str = "temperature") -> StudentStage:
         """The students of ``regime``: the student recipe, trained on the same
-        examples as the regime's CE teacher (its subset, if it has one)."""
+        examples as the regime's CE teacher (its subset or long tail, if it has one)."""
         teacher = self.teacher_recipe(regime)
         student = self.student_recipe()
-        student = replace(student, train=replace(student.train, subset=teacher.train.subset))
+        student = replace(student, train=replace(student.train, subset=teacher.train.subset,
+                                                 long_tail=teacher.train.long_tail))
 
         def source(method: str, loss_overrides: Mapping[str, float] | None) -> TrainedModel:
             if method == "ce":
@@ -111,10 +113,9 @@ class StudyContext:
         return StudentStage(self.data, self.device, regime, student, source, dus_teacher, cudp_map)
 
     def training_split(self, recipe: Recipe) -> Split:
-        """The training examples ``recipe`` was fitted on (its subset, if it has one)."""
-        if recipe.train.subset is None:
-            return self.data.train
-        return self.data.train.subset(recipe.train.subset, recipe.train.seed)
+        """The training examples ``recipe`` was fitted on (its subset or long
+        tail, if it has one)."""
+        return training_examples(self.data, recipe.train)
 
 
 def start(notebook: str, params: Mapping[str, Any]) -> StudyContext:

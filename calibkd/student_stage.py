@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import pandas as pd
 import torch
@@ -29,6 +29,7 @@ from calibkd.config import (
 from calibkd.cross_fit import CrossFitConfidence, fold_teachers
 from calibkd.data import DataSplits, Split
 from calibkd.experiments import TrainedModel, get_trained
+from calibkd.shift import group_scores
 from calibkd.students import check_teacher, train_student
 from calibkd.teacher_cache import TeacherLogits
 from calibkd.train import predict_logits
@@ -244,3 +245,15 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
             "target accuracy": metrics.accuracy(target, labels),
         })
     return pd.DataFrame(rows)
+
+
+def class_group_scores(models: Mapping[str, torch.nn.Module], data: DataSplits,
+                       groups: Mapping[str, Sequence[int]]) -> pd.DataFrame:
+    """Accuracy, ECE and NLL of every model on the test examples of each class
+    group (e.g. the many-, medium- and few-shot classes of a long-tailed
+    training set), tidy: model, group, classes, metric, value."""
+    frames = []
+    for name, model in models.items():
+        probs = metrics.softmax(predict_logits(model, data.test.images))
+        frames.append(group_scores(probs, data.test.labels, dict(groups)).assign(model=name))
+    return pd.concat(frames, ignore_index=True)[["model", "group", "classes", "metric", "value"]]

@@ -30,11 +30,14 @@ class TeacherCacheError(ValueError):
 def stream_key(data: DataSplits, config: TrainConfig) -> str:
     """What determines a batch stream: the split, the training subset, the
     batch size, augmentation, epochs and seed."""
-    return params_key({
+    key = {
         "split": as_record(data.config),
         "subset": config.subset, "batch_size": config.batch_size, "augment": config.augment,
         "epochs": config.epochs, "seed": config.seed, "loss": config.loss,
-    })
+    }
+    if config.long_tail is not None:  # only when set, so that other streams keep their keys
+        key["long_tail"] = config.long_tail
+    return params_key(key)
 
 
 class TeacherLogits:

@@ -27,6 +27,7 @@ from calibkd.config import DatasetInfo, TrainConfig
 from calibkd.data import DataSplits, Split
 from calibkd.losses import build_loss, mixup_batch
 from calibkd.runtime import interactive
+from calibkd.shift import LongTail, long_tail_subset
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -142,8 +143,22 @@ class BatchStream:
 
 
 def training_examples(data: DataSplits, config: TrainConfig) -> Split:
-    """The training split a run uses: all of it, or its seeded ``config.subset``."""
+    """The training split a run uses: all of it, or its seeded ``config.subset``,
+    made long-tailed when ``config.long_tail`` asks for it."""
+    if config.long_tail is not None:
+        return long_tail_of(data, config).split
     return data.train if config.subset is None else data.train.subset(config.subset, config.seed)
+
+
+def long_tail_of(data: DataSplits, config: TrainConfig) -> LongTail:
+    """The long-tailed training set of a run with ``config.long_tail`` and its
+    class groups (many, medium, few shot). Seeded by ``config.seed``, so a
+    teacher and its students of one seed share it, and the seed also decides
+    which classes are in the tail."""
+    if config.long_tail is None:
+        raise ValueError("this run is not long-tailed (config.long_tail is None)")
+    base = data.train if config.subset is None else data.train.subset(config.subset, config.seed)
+    return long_tail_subset(base, data.info.num_classes, config.long_tail, seed=config.seed)
 
 
 #: A distillation loss hook: (student logits, images, labels, epoch, step) -> loss.

@@ -111,7 +111,7 @@ student = ctx.trained(ctx.student_recipe())
 # %%
 sizes = pd.DataFrame([
     {"model": f"teacher ({name})", "architecture": t.record["arch"], "parameters": t.num_parameters,
-     "epochs": t.recipe.train.epochs, "training examples": t.recipe.train.subset or len(ctx.data.train),
+     "epochs": t.recipe.train.epochs, "training examples": len(ctx.training_split(t.recipe)),
      "augmentation": t.recipe.train.augment, "weight decay": t.recipe.train.weight_decay}
     for name, t in teachers.items()
 ] + [{"model": "student (labels only)", "architecture": student.record["arch"],

@@ -77,3 +77,20 @@ def test_missing_batch_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ConfigError, match="no finished runs"):
         claims.batch_root("empty", tmp_path)
+
+
+def test_long_tail_comparisons_read_the_few_shot_rows_of_their_regime():
+    few = claims.group_where("few")
+    table = claims.batch_table(fake_runs({
+        ("cud", few, "accuracy"): [0.03, 0.035, 0.032],     # clearly better on rare classes
+        ("cud", few, "ece"): [0.01, 0.012, 0.011],          # clearly worse calibrated there
+        ("cud", "test", "accuracy"): [-0.05, -0.06, -0.055],  # not a long-tail row: ignored
+    }).assign(regime="long_tail"))
+    comparisons = claims.long_tail_comparisons()
+    assert {c.where for c in comparisons} == {few} and {c.regime for c in comparisons} == {"long_tail"}
+    evidence = claims.evaluate(table, comparisons).set_index(["comparison", "metric"])
+    assert evidence.loc[("cud - kd", "accuracy"), "outcome"] == "supports"
+    assert evidence.loc[("cud - kd", "ece"), "outcome"] == "contradicts"
+    assert claims.verdict(evidence["outcome"]) == "mixed"
+    # models the batch does not have are left out, not invented
+    assert "cudp - kd" not in evidence.index.get_level_values(0)
