@@ -67,7 +67,7 @@ SPLITS = ("train", "val", "test")
 # ---------------------------------------------------------------------------
 
 #: Debian packages with faces covering all three scripts (measured on Debian 12:
-#: 49 packages gave 445 covering faces; left out: fonts-cegui's runic FutharkAdapted, and
+#: 48 packages had 445 covering faces; left out: fonts-cegui's runic FutharkAdapted, and
 #: fonts-wine, whose faces all run off the canvas).
 FONT_PACKAGES: tuple[str, ...] = (
     "fonts-inter", "fonts-urw-base35", "fonts-cmu", "fonts-roboto-unhinted", "fonts-lato",
@@ -81,7 +81,7 @@ FONT_PACKAGES: tuple[str, ...] = (
     "fonts-agave", "fonts-3270", "fonts-osifont", "fonts-mph-2b-damase", "fonts-linex",
     "fonts-monofur",
 )
-#: A few small packages (about 11 MB) with four lineages: enough for tests.
+#: Four small packages (about 13 MB installed), four lineages: enough for tests.
 SMOKE_FONT_PACKAGES: tuple[str, ...] = ("fonts-dejavu-core", "fonts-liberation", "fonts-freefont-ttf", "fonts-go")
 
 #: Family-name prefixes (lower case) that belong to another design's lineage:
@@ -718,16 +718,43 @@ def describe(data: GlyphData) -> str:
             f"generated in {m['generation_seconds']} s")
 
 
+def save_group_figure(data: GlyphData, path: str | os.PathLike, faces: int = 8) -> None:
+    """The example grid: one row per homoglyph group, members side by side for
+    ``faces`` faces (the first face of evenly spaced lineages), as a PNG."""
+    from calibkd import plots
+
+    manifest = data.manifest
+    by_lineage: dict[str, int] = {}
+    for i, face in enumerate(manifest["faces"]):
+        by_lineage.setdefault(face["lineage"], i)
+    lineages = sorted(by_lineage)
+    picks = [by_lineage[lineages[round(j * (len(lineages) - 1) / max(faces - 1, 1))]]
+             for j in range(min(faces, len(lineages)))]
+    picks = list(dict.fromkeys(picks))
+    names = [manifest["faces"][i]["name"] for i in picks]
+    groups = [tuple(g) for g in manifest["groups"]]
+    plots.set_style()
+    fig = plots.glyph_group_grid(data.images, data.labels, data.face, groups, manifest["class_names"], picks, names)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    atomic_write_bytes(Path(path), buffer.getvalue())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate (or find) the cached glyph dataset.")
     parser.add_argument("--size", default="default", choices=sorted(GLYPH_SIZES))
     parser.add_argument("--variant", default="all", choices=[*VARIANTS, "all"])
     parser.add_argument("--root", default=None, help="cache folder (default: calibkd.config.generated_dir())")
+    parser.add_argument("--figure", default=None,
+                        help="also draw the homoglyph-group grid of the natural variant to this PNG")
     args = parser.parse_args(argv)
     try:
         for variant in VARIANTS if args.variant == "all" else (args.variant,):
             data = load_glyphs(glyph_config(args.size, variant), args.root)
             print(f"{describe(data)}\n  {data.source}")
+        if args.figure:
+            save_group_figure(load_glyphs(glyph_config(args.size, "natural"), args.root), args.figure)
+            print(f"figure: {args.figure}")
     except (FontsMissingError, GlyphError, GlyphCacheError) as error:
         print(error, file=sys.stderr)
         return 1

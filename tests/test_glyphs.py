@@ -234,3 +234,12 @@ def test_masters_of_one_face_are_baseline_placed(tied):
     # the baseline row: H and x sit on it, so their lowest ink rows agree
     bottom = [np.nonzero(masters[GLYPH_CLASSES.index(c)].max(1) > 128)[0].max() for c in ("H", "x", "o")]
     assert max(bottom) - min(bottom) <= 2
+
+
+def test_example_grid_of_many_classes_is_one_canvas():
+    from calibkd import plots
+
+    images, labels = torch.rand(400, 1, 32, 32), torch.arange(400) % 183
+    fig = plots.image_grid(images, labels, GLYPH_CLASS_NAMES)
+    assert len(fig.axes) == 1
+    plots.plt.close(fig)
