@@ -37,8 +37,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
 
-# The glyph tests need four small font packages (about 11 MB; apt-get, as
-# root); the full list (47 packages) is installed by
+# The glyph tests need four small font packages (about 13 MB; apt-get, as
+# root); the full list (46 packages, about 210 MB) is installed by
 # `python -m calibkd.fetch_data glyphs`. Without root the glyph tests that
 # need fonts are skipped; as root they fail if the fonts are missing.
 data: setup
