@@ -604,7 +604,9 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 PARAMETER_RULES: dict[str, ParameterRule] = {
     "profile": ParameterRule(str, choices=tuple(PROFILES), help="size of the study"),
-    "dataset": ParameterRule(str, choices=tuple(DATASETS)),
+    # the notebooks draw and corrupt images: the mixture (feature vectors) is used from Python
+    "dataset": ParameterRule(str, choices=tuple(n for n, i in DATASETS.items() if i.image_size > 1),
+                             help="an image dataset; the mixture is used through calibkd.mixture / make_splits"),
     "data_root": ParameterRule(str, help="'' finds the data automatically"),
     "seed": ParameterRule(int, minimum=0),
     "recipes": ParameterRule(list, choices=("default", "overconfident")),

@@ -96,3 +96,13 @@ def test_mixture_dataset_is_registered_consistently():
     assert get_profile("smoke", "fashion_mnist").student.model.arch == "small_cnn"
     assert make_splits(SplitConfig("mixture", val_size=10, train_size=20, test_size=5)).sizes() == \
         {"train": 20, "val": 10, "test": 5}
+
+
+def test_notebooks_accept_image_datasets_only():
+    from calibkd.config import ConfigError, PARAMETER_RULES
+
+    rule = PARAMETER_RULES["dataset"]
+    rule.check("dataset", "glyphs")
+    rule.check("dataset", "glyphs_natural")
+    with pytest.raises(ConfigError, match="unknown value 'mixture'"):
+        rule.check("dataset", "mixture")
