@@ -85,6 +85,8 @@ class RawDataset:
     source: str
     train_true: torch.Tensor | None = None
     test_true: torch.Tensor | None = None
+    #: for generated data: its parameters and key (enters the model cache key)
+    manifest: dict | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -294,12 +296,16 @@ def load_raw(name: str, data_root: str | os.PathLike | None = None, allow_downlo
 
 def mixture_raw() -> RawDataset:
     """The ``mixture`` dataset: the default ``MixtureConfig`` sampled, with exact posteriors."""
+    from calibkd.checkpoints import params_key
     from calibkd.mixture import sample_mixture
 
-    sample = sample_mixture(MixtureConfig())
+    config = MixtureConfig()
+    sample = sample_mixture(config)
+    record = {"dataset": "mixture", **config.__dict__}
     return RawDataset(sample.train_x, sample.train_y, sample.test_x, sample.test_y,
                       source="calibkd.mixture.MixtureConfig() (sampled, seed 0)",
-                      train_true=sample.train_posterior, test_true=sample.test_posterior)
+                      train_true=sample.train_posterior, test_true=sample.test_posterior,
+                      manifest={"params": record, "key": params_key(record)})
 
 
 # ---------------------------------------------------------------------------
@@ -431,7 +437,7 @@ def make_splits(
         train=split(raw.train_images, raw.train_labels, raw.train_true, train_index),
         val=split(raw.train_images, raw.train_labels, raw.train_true, val_index),
         test=split(raw.test_images, raw.test_labels, raw.test_true, test_index),
-        source=raw.source,
+        source=raw.source, manifest=raw.manifest,
     )
 
 

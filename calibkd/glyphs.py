@@ -40,6 +40,7 @@ files themselves are not copied. ``python -m calibkd.glyphs`` generates;
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -211,7 +212,7 @@ class GlyphConfig:
     def record(self) -> dict:
         """The JSON view the cache key and the manifest are made of."""
         return {**asdict(self), "image_size": IMAGE_SIZE, "master_size": MASTER_SIZE,
-                "baseline_row": BASELINE_ROW, "cap_height": CAP_HEIGHT, "format": 1}
+                "baseline_row": BASELINE_ROW, "cap_height": CAP_HEIGHT, "format": 2}
 
     def key(self) -> str:
         return params_key(self.record())
@@ -617,6 +618,11 @@ def generate(config: GlyphConfig) -> GlyphData:
             labels.append(torch.arange(k))
             face_ids.append(torch.full((k,), f))
             split_ids.append(torch.full((k,), SPLITS.index(splits[f])))
+    images_t, labels_t = torch.cat(images), torch.cat(labels)
+    face_t, split_t = torch.cat(face_ids).int(), torch.cat(split_ids).to(torch.int8)
+    digest = hashlib.sha256()
+    for array in (images_t, labels_t, face_t, split_t):
+        digest.update(array.numpy().tobytes())
     counts = {s: splits.count(s) for s in SPLITS}
     manifest = {
         "dataset": "glyphs", "params": config.record(), "key": config.key(),
@@ -627,13 +633,12 @@ def generate(config: GlyphConfig) -> GlyphData:
         "lineages": {s: sorted({f.lineage for f, t in zip(faces, splits) if t == s}) for s in SPLITS},
         "faces_per_split": counts,
         "candidates": len(candidates), "dropped_no_ink_or_off_canvas": dropped, "merged_identical": merged,
+        "content_sha256": digest.hexdigest(),
         "generation_seconds": round(time.perf_counter() - started, 1),
         "note": "font files are not redistributed: each face names its Debian package and licence",
     }
-    return GlyphData(
-        images=torch.cat(images), labels=torch.cat(labels), face=torch.cat(face_ids).int(),
-        split=torch.cat(split_ids).to(torch.int8), manifest=manifest, source="generated",
-    )
+    return GlyphData(images=images_t, labels=labels_t, face=face_t, split=split_t, manifest=manifest,
+                     source="generated")
 
 
 # ---------------------------------------------------------------------------

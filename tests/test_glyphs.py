@@ -243,3 +243,14 @@ def test_example_grid_of_many_classes_is_one_canvas():
     fig = plots.image_grid(images, labels, GLYPH_CLASS_NAMES)
     assert len(fig.axes) == 1
     plots.plt.close(fig)
+
+
+def test_generated_data_enters_the_model_cache_key(tied):
+    from calibkd.experiments import model_params
+
+    profile = get_profile("smoke", "glyphs")
+    data = make_splits(SplitConfig(dataset="glyphs", val_size=100), raw=tied)
+    params = model_params(profile.student, data, torch.device("cpu"))
+    assert params["data"] == tied.manifest["content_sha256"]
+    mixture = make_splits(get_profile("smoke", "mixture").split)
+    assert model_params(profile.student, mixture, torch.device("cpu"))["data"] == mixture.manifest["key"]
