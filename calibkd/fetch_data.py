@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 
+from calibkd.config import ConfigError
 from calibkd.data import DEBIAN_PACKAGE, DataNotFoundError, find_dataset
 
 
@@ -76,10 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.dataset in ("glyphs", "glyphs_natural"):
             packages = ensure_fonts(args.size)
-            print(f"glyphs ({args.size}): {len(packages)} font packages installed")
+            print(f"glyphs ({args.size}): {len(packages)} font packages installed; "
+                  "the images are generated on first use (or: python -m calibkd.glyphs)")
+        elif args.dataset == "mixture":
+            print("mixture: sampled in memory by calibkd.mixture, nothing to fetch")
         else:
             print(f"{args.dataset}: {ensure(args.dataset)}")
-    except (DataNotFoundError, FontsMissingError, GlyphError) as error:
+    except (ConfigError, DataNotFoundError, FontsMissingError, GlyphError) as error:
         print(error, file=sys.stderr)
         return 1
     return 0
