@@ -57,7 +57,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from calibkd.charsets import GLYPH_CLASS_NAMES, GLYPH_CLASSES, class_name
+from calibkd.charsets import GLYPH_CLASSES, class_name
 from calibkd.checkpoints import atomic_write_bytes, atomic_write_text, params_key
 
 VARIANTS = ("tied", "natural")
