@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from calibkd.charsets import GLYPH_CLASS_NAMES
+
 PACKAGE_ROOT = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_ROOT.parent
 
@@ -76,6 +78,14 @@ def download_dir() -> Path:
     return Path.home() / ".cache" / "calibkd" / "downloads"
 
 
+def generated_dir() -> Path:
+    """Where generated datasets (glyphs) are cached: ``$CALIBKD_GENERATED``, else
+    ``generated/`` beside the downloads folder (``.cache/generated`` in the checkout)."""
+    if os.environ.get("CALIBKD_GENERATED"):
+        return Path(os.environ["CALIBKD_GENERATED"]).expanduser()
+    return download_dir().parent / "generated"
+
+
 # ---------------------------------------------------------------------------
 # Datasets (sizes are needed to validate splits before loading anything)
 # ---------------------------------------------------------------------------
@@ -128,7 +138,36 @@ DATASETS: dict[str, DatasetInfo] = {
         class_names=tuple(f"class_{i}" for i in range(100)),
         crop_padding=4, horizontal_flip=True,
     ),
+    # Glyphs (calibkd.glyphs): 183 characters from held-out font lineages. Sizes
+    # are those of the default generation on Debian 12 (train: training fonts,
+    # test: test fonts; validation comes from its own fonts). Groups come from
+    # the generated data (homoglyphs), so DataSplits.info carries them.
+    # Never flipped: a mirrored letter is another letter, or none.
+    "glyphs": DatasetInfo(
+        name="glyphs", channels=1, image_size=32, num_classes=183,
+        train_size=60_024, test_size=17_568, class_names=GLYPH_CLASS_NAMES,
+        crop_padding=2, horizontal_flip=False,
+    ),
+    "glyphs_natural": DatasetInfo(
+        name="glyphs_natural", channels=1, image_size=32, num_classes=183,
+        train_size=60_024, test_size=17_568, class_names=GLYPH_CLASS_NAMES,
+        crop_padding=2, horizontal_flip=False,
+    ),
+    # Known-posterior Gaussian mixture (calibkd.mixture): feature vectors stored
+    # as (N, 16, 1, 1); 100 classes in 10 superclasses (the class groups).
+    "mixture": DatasetInfo(
+        name="mixture", channels=16, image_size=1, num_classes=100,
+        train_size=50_000, test_size=10_000, class_names=tuple(f"s{k // 10}c{k % 10}" for k in range(100)),
+        crop_padding=0, horizontal_flip=False,
+        class_groups=tuple(tuple(range(10 * s, 10 * s + 10)) for s in range(10)),
+    ),
 }
+
+#: The glyph variant each glyph dataset name selects (``calibkd.glyphs.VARIANTS``).
+GLYPH_DATASETS = {"glyphs": "tied", "glyphs_natural": "natural"}
+#: The glyph generation size every profile trains on: one cached dataset
+#: (``calibkd.glyphs.GLYPH_SIZES``); the ``smoke`` glyph size is for unit tests.
+GLYPH_SIZE = "default"
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -508,13 +547,29 @@ def teacher_variant(profile: Profile, regime: str, method: str,
     return Recipe(name, base.model, train)
 
 
+#: Datasets whose inputs are not images: (teacher, student) architectures used
+#: instead of the profile's (every profile; the data set is small).
+DATASET_MODELS: dict[str, tuple[ModelConfig, ModelConfig]] = {
+    "mixture": (ModelConfig("mlp", (("width", 256), ("depth", 3))), ModelConfig("mlp", (("width", 32), ("depth", 1)))),
+}
+
+
 def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
-    """A profile by name, with its split retargeted to ``dataset``."""
+    """A profile by name, with its split retargeted to ``dataset`` (and, for
+    feature-vector data, its models replaced by ``DATASET_MODELS``)."""
     if name not in PROFILES:
         raise ConfigError(f"unknown profile {name!r}; allowed profiles: {sorted(PROFILES)}")
     profile = PROFILES[name]
     dataset_info(dataset)
-    return replace(profile, split=replace(profile.split, dataset=dataset))
+    profile = replace(profile, split=replace(profile.split, dataset=dataset))
+    if dataset in DATASET_MODELS:
+        teacher, student = DATASET_MODELS[dataset]
+        profile = replace(
+            profile,
+            teacher_recipes={k: replace(r, model=teacher) for k, r in profile.teacher_recipes.items()},
+            student=replace(profile.student, model=student),
+        )
+    return profile
 
 
 # ---------------------------------------------------------------------------
@@ -564,7 +619,9 @@ def _kind_name(kinds: tuple[type, ...]) -> str:
 
 PARAMETER_RULES: dict[str, ParameterRule] = {
     "profile": ParameterRule(str, choices=tuple(PROFILES), help="size of the study"),
-    "dataset": ParameterRule(str, choices=tuple(DATASETS)),
+    # the notebooks draw and corrupt images: the mixture (feature vectors) is used from Python
+    "dataset": ParameterRule(str, choices=tuple(n for n, i in DATASETS.items() if i.image_size > 1),
+                             help="an image dataset; the mixture is used through calibkd.mixture / make_splits"),
     "data_root": ParameterRule(str, help="'' finds the data automatically"),
     "seed": ParameterRule(int, minimum=0),
     "recipes": ParameterRule(list, choices=REGIMES),

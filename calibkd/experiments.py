@@ -72,6 +72,9 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
         "device_type": device.type,
         "torch": torch.__version__.split("+")[0],
     }
+    if data.manifest is not None:
+        # generated data (glyphs, mixture): what was generated, not just its name
+        params["data"] = data.manifest.get("content_sha256") or data.manifest["key"]
     if init is not None:
         params["init_from"] = {"recipe": init.recipe.name, "key": init.record["key"]}
     if extra:

@@ -291,6 +291,72 @@ def mean_kl(teacher_probs: torch.Tensor, student_probs: torch.Tensor, eps: float
 
 
 # ---------------------------------------------------------------------------
+# fidelity to the truth (data that carries true label distributions)
+# ---------------------------------------------------------------------------
+
+
+def _check_pair(true_probs: torch.Tensor, probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if true_probs.shape != probs.shape or probs.ndim != 2:
+        raise ValueError(f"true and model distributions must both be (N, K); got {tuple(true_probs.shape)} "
+                         f"and {tuple(probs.shape)}")
+    return true_probs.detach().double().cpu(), probs.detach().double().cpu()
+
+
+def kl_from_truth(true_probs: torch.Tensor, probs: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-example KL(true || model) in nats: the information the model's
+    distribution loses about the true one (model probabilities clamped at
+    ``eps``, so a zero where the truth has mass costs -log eps, not infinity)."""
+    p, q = _check_pair(true_probs, probs)
+    terms = torch.where(p > 0, p * (p.clamp_min(1e-300).log() - q.clamp_min(eps).log()), torch.zeros_like(p))
+    return terms.sum(1)
+
+
+def total_variation(true_probs: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
+    """Per-example total variation distance, half the L1 distance, in [0, 1]."""
+    p, q = _check_pair(true_probs, probs)
+    return 0.5 * (p - q).abs().sum(1)
+
+
+def group_of_labels(labels: torch.Tensor, groups: Sequence[Sequence[int]], num_classes: int) -> torch.Tensor:
+    """(N, K) boolean mask of the classes in each label's group (just the
+    label itself for a label in no group)."""
+    table = torch.eye(num_classes, dtype=torch.bool)
+    for group in groups:
+        members = list(group)
+        for c in members:
+            table[c, members] = True
+    return table[labels.long().cpu()]
+
+
+def group_mass(probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Per-example probability inside the label's ambiguity group (p_y for a
+    label in no group): 1 when the model keeps all its mass on the classes the
+    input could truly be."""
+    probs, labels = _check(probs, labels)
+    return (probs * group_of_labels(labels, groups, probs.shape[1])).sum(1)
+
+
+def fidelity(probs: torch.Tensor, labels: torch.Tensor, true_probs: torch.Tensor | None,
+             groups: Sequence[Sequence[int]]) -> dict[str, float]:
+    """How close a predictive distribution (teacher, transfer target or student)
+    is to the truth. ``kl_true`` = mean KL(true || model), ``tv_true`` = mean total
+    variation (both need ``true_probs``); ``group_mass`` = mean mass inside the
+    label's group over examples whose label is in a group; ``group_recovery_auc``
+    = how well the groups are read back from the soft outputs alone
+    (``class_similarity`` then ``group_recovery_auc``)."""
+    probs, labels = _check(probs, labels)
+    result: dict[str, float] = {}
+    if true_probs is not None:
+        result["kl_true"] = float(kl_from_truth(true_probs, probs).mean())
+        result["tv_true"] = float(total_variation(true_probs, probs).mean())
+    grouped = group_of_labels(labels, groups, probs.shape[1]).sum(1) > 1
+    if grouped.any():
+        result["group_mass"] = float(group_mass(probs[grouped], labels[grouped], groups).mean())
+        result["group_recovery_auc"] = group_recovery_auc(class_similarity(probs, labels), groups)
+    return result
+
+
+# ---------------------------------------------------------------------------
 # all at once
 # ---------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Teacher and student architectures sized for 28-32 px images.
 
 Teachers are ResNet-style (He et al. 2016, the CIFAR variant with three stages);
-students are a small plain CNN or a thinner ResNet. Every model reports its
+students are a small plain CNN or a thinner ResNet. Feature-vector tasks
+(the known-posterior mixture) use MLPs. Every model reports its
 parameter count so a notebook can show the capacity gap distillation bridges.
 """
 
@@ -99,12 +100,34 @@ class SmallCNN(nn.Module):
         return self.head(torch.flatten(F.adaptive_avg_pool2d(features, 1), 1))
 
 
+class MLP(nn.Module):
+    """A multilayer perceptron for feature vectors stored as (N, D, 1, 1)
+    (the ``mixture`` task): ``depth`` hidden layers of ``width`` units with
+    batch norm and ReLU. Larger inputs are averaged over their pixels first."""
+
+    def __init__(self, in_channels: int, num_classes: int, width: int = 256, depth: int = 2) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        features = in_channels
+        for _ in range(depth):
+            layers += [nn.Linear(features, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True)]
+            features = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 4:
+            x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
+        return self.head(self.body(x))
+
+
 ModelFactory = Callable[..., nn.Module]
 
 #: Architectures by name; ``build_model`` checks names and keyword arguments against it.
 ARCHITECTURES: dict[str, ModelFactory] = {
     "resnet": ResNet,
     "small_cnn": SmallCNN,
+    "mlp": MLP,
 }
 
 

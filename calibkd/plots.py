@@ -26,8 +26,12 @@ def image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
     """``per_class`` example images of every class, one row per class.
 
     ``images`` are at pixel scale 0-1 (see ``calibkd.data.denormalize``).
+    More than ``MANY_CLASSES`` classes (glyphs) are drawn as one compact
+    canvas with the rows wrapped into several columns.
     """
     classes = len(class_names)
+    if classes > MANY_CLASSES:
+        return _compact_image_grid(images, labels, class_names, per_class)
     fig, axes = plt.subplots(classes, per_class, figsize=(per_class * 0.9, classes * 0.9))
     for c in range(classes):
         members = torch.nonzero(labels == c).flatten()[:per_class]
@@ -39,6 +43,35 @@ def image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
                 ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
         axes[c, 0].text(-0.3, 0.5, class_names[c], transform=axes[c, 0].transAxes, ha="right", va="center", fontsize=8)
     fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig
+
+
+#: Above this many classes ``image_grid`` draws one canvas instead of a subplot per image.
+MANY_CLASSES = 30
+
+
+def _compact_image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                        per_class: int, rows_per_column: int = 46) -> plt.Figure:
+    classes = len(class_names)
+    size, channels = images.shape[-1], images.shape[1]
+    columns = -(-classes // rows_per_column)
+    gap = size // 2
+    block = per_class * size + 3 * size
+    canvas = np.ones((rows_per_column * size, columns * block - 2 * size + gap, channels))
+    for c in range(classes):
+        column, row = divmod(c, rows_per_column)
+        members = torch.nonzero(labels == c).flatten()[:per_class]
+        for j, index in enumerate(members.tolist()):
+            img = images[index].clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+            x = column * block + 2 * size + j * size
+            canvas[row * size: (row + 1) * size, x: x + size] = 1 - img if channels == 1 else img
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 40, canvas.shape[0] / 40))
+    ax.imshow(canvas.squeeze(-1) if channels == 1 else canvas, cmap="gray" if channels == 1 else None,
+              vmin=0, vmax=1, interpolation="nearest")
+    for c in range(classes):
+        column, row = divmod(c, rows_per_column)
+        ax.text(column * block + 1.8 * size, row * size + size / 2, class_names[c], ha="right", va="center", fontsize=9)
+    ax.axis("off")
     return fig
 
 
@@ -179,4 +212,34 @@ def shift_curves(table: pd.DataFrame, metrics_shown: Sequence[str] = ("accuracy"
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("")
     fig.tight_layout()
+    return fig
+
+
+def glyph_group_grid(images: torch.Tensor, labels: torch.Tensor, faces: torch.Tensor,
+                     groups: Sequence[Sequence[int]], class_names: Sequence[str],
+                     face_ids: Sequence[int], face_names: Sequence[str]) -> plt.Figure:
+    """One row per homoglyph group: for each face of ``face_ids``, the group's
+    members side by side (uint8 images (N, 1, H, W); the first render of each)."""
+    size = images.shape[-1]
+    width = max(len(g) for g in groups)
+    gap = size // 4
+    block = width * size + gap
+    canvas = np.full((len(groups) * (size + gap), len(face_ids) * block), 255, dtype=np.uint8)
+    for row, group in enumerate(groups):
+        for col, face in enumerate(face_ids):
+            for slot, cls in enumerate(group):
+                found = torch.nonzero((labels == cls) & (faces == face)).flatten()
+                if len(found):
+                    y, x = row * (size + gap), col * block + slot * size
+                    canvas[y: y + size, x: x + size] = 255 - images[found[0], 0].cpu().numpy()
+    fig, ax = plt.subplots(figsize=(canvas.shape[1] / 45, canvas.shape[0] / 45))
+    ax.imshow(canvas, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([r * (size + gap) + size / 2 for r in range(len(groups))])
+    ax.set_yticklabels(["  ".join(class_names[c] for c in g) for g in groups], fontsize=8)
+    ax.set_xticks([c * block + width * size / 2 for c in range(len(face_ids))])
+    ax.set_xticklabels(face_names, fontsize=7, rotation=30, ha="left")
+    ax.xaxis.tick_top()
+    ax.grid(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
     return fig

@@ -84,7 +84,7 @@ def test_train_config_ranges(changes, message):
 
 
 def test_unknown_model_and_profile():
-    with pytest.raises(ConfigError, match="allowed models: \\['resnet', 'small_cnn'\\]"):
+    with pytest.raises(ConfigError, match="allowed models: \\['mlp', 'resnet', 'small_cnn'\\]"):
         ModelConfig("vit")
     with pytest.raises(ValueError, match="allowed models"):
         build_model("vit", 1, 10)
