@@ -20,7 +20,7 @@ import torch
 from calibkd.calibration import make_calibrator
 from calibkd.checkpoints import ModelCache
 from calibkd.config import ConfigError, Recipe, TrainConfig
-from calibkd.data import DataSplits, Split
+from calibkd.data import DataSplits
 from calibkd.experiments import TrainedModel, get_trained
 from calibkd.teacher_cache import TeacherCacheError, stream_key
 from calibkd.train import BatchStream, predict_logits, train_model, training_examples
@@ -48,7 +48,7 @@ def fold_teachers(recipe: Recipe, data: DataSplits, student_config: TrainConfig,
     teachers = []
     for f in range(folds):
         keep = (folds_ids != f).nonzero().squeeze(1).to(train.labels.device)
-        fold_data = replace(data, train=Split(train.images[keep], train.labels[keep]))
+        fold_data = replace(data, train=train.select(keep))
         fold_recipe = replace(recipe, name=f"{recipe.name}/fold{f}of{folds}",
                               train=replace(recipe.train, subset=None, long_tail=None))
         extra = {"cross_fit": {"folds": folds, "fold": f, "fold_seed": student_config.seed + 17,

@@ -336,12 +336,31 @@ def group_mass(probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[Seque
     return (probs * group_of_labels(labels, groups, probs.shape[1])).sum(1)
 
 
+def within_group_uniformity(probs: torch.Tensor, labels: torch.Tensor,
+                            groups: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Per-example normalised entropy, in [0, 1], of the model's distribution
+    restricted to the label's ambiguity group and renormalised there:
+    H(p | G) / log |G|. 1: the mass inside the group is spread evenly (the
+    truth of tied homoglyphs); 0: it sits on one member. NaN for a label in no
+    group (nothing to spread over) and for a row with no mass in its group."""
+    probs, labels = _check(probs, labels)
+    mask = group_of_labels(labels, groups, probs.shape[1])
+    inside = torch.where(mask, probs, torch.zeros_like(probs))
+    total = inside.sum(1, keepdim=True)
+    q = inside / total.clamp_min(1e-300)
+    terms = torch.where(q > 0, -q * q.clamp_min(1e-300).log(), torch.zeros_like(q))
+    size = mask.sum(1)
+    result = terms.sum(1) / size.clamp_min(2).to(probs.dtype).log()
+    return torch.where((size > 1) & (total.squeeze(1) > 0), result, torch.full_like(result, float("nan")))
+
+
 def fidelity(probs: torch.Tensor, labels: torch.Tensor, true_probs: torch.Tensor | None,
              groups: Sequence[Sequence[int]]) -> dict[str, float]:
     """How close a predictive distribution (teacher, transfer target or student)
     is to the truth. ``kl_true`` = mean KL(true || model), ``tv_true`` = mean total
     variation (both need ``true_probs``); ``group_mass`` = mean mass inside the
-    label's group over examples whose label is in a group; ``group_recovery_auc``
+    label's group over examples whose label is in a group; ``group_uniformity`` =
+    mean ``within_group_uniformity`` over those examples; ``group_recovery_auc``
     = how well the groups are read back from the soft outputs alone
     (``class_similarity`` then ``group_recovery_auc``)."""
     probs, labels = _check(probs, labels)
@@ -352,6 +371,7 @@ def fidelity(probs: torch.Tensor, labels: torch.Tensor, true_probs: torch.Tensor
     grouped = group_of_labels(labels, groups, probs.shape[1]).sum(1) > 1
     if grouped.any():
         result["group_mass"] = float(group_mass(probs[grouped], labels[grouped], groups).mean())
+        result["group_uniformity"] = float(within_group_uniformity(probs[grouped], labels[grouped], groups).nanmean())
         result["group_recovery_auc"] = group_recovery_auc(class_similarity(probs, labels), groups)
     return result
 

@@ -155,9 +155,16 @@ def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], nc
 def class_similarity_heatmap(similarity: np.ndarray, class_names: Sequence[str],
                              groups: Sequence[Sequence[int]] = (), title: str = "",
                              ax: plt.Axes | None = None) -> plt.Axes:
-    """Heat-map of a class-similarity matrix; known groups are outlined."""
+    """Heat-map of a class-similarity matrix; known groups are outlined.
+
+    More than ``MANY_CLASSES`` classes (glyphs) cannot carry one tick label
+    each: the classes are reordered so that every group is one block on the
+    diagonal (groups first, in their order, then the other classes), each
+    block is outlined, and the tick labels are dropped."""
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 4.8))
+    if len(class_names) > MANY_CLASSES:
+        return _many_class_similarity_heatmap(similarity, groups, title, ax)
     sns.heatmap(similarity, ax=ax, cmap="mako_r", square=True, xticklabels=class_names,
                 yticklabels=class_names, cbar_kws={"shrink": 0.7})
     for group in groups:
@@ -168,6 +175,48 @@ def class_similarity_heatmap(similarity: np.ndarray, class_names: Sequence[str],
     ax.set_title(title)
     ax.tick_params(labelsize=7)
     return ax
+
+
+def _many_class_similarity_heatmap(similarity: np.ndarray, groups: Sequence[Sequence[int]], title: str,
+                                   ax: plt.Axes) -> plt.Axes:
+    grouped = [c for group in groups for c in group]
+    order = grouped + [c for c in range(similarity.shape[0]) if c not in set(grouped)]
+    sns.heatmap(similarity[np.ix_(order, order)], ax=ax, cmap="mako_r", square=True, xticklabels=False,
+                yticklabels=False, cbar_kws={"shrink": 0.7})
+    start = 0
+    for group in groups:
+        size = len(group)
+        ax.add_patch(plt.Rectangle((start, start), size, size, fill=False, edgecolor="tab:orange", linewidth=1.0))
+        start += size
+    ax.set_xlabel(f"classes: {len(groups)} groups first (outlined), then the rest")
+    ax.set_title(title)
+    return ax
+
+
+def truth_fidelity(table: pd.DataFrame, by_group: pd.DataFrame) -> plt.Figure:
+    """Soft outputs against the truth. Left: mean KL(true || model) per model
+    and input set (``fidelity.fidelity_table`` rows). Right: the within-group
+    uniformity of each group (``fidelity.uniformity_by_group`` rows with
+    ``model`` and ``split`` columns); 1 is the truth of tied homoglyphs, 0 all
+    of the group's mass on one member."""
+    groups = list(dict.fromkeys(by_group["group"]))
+    fig, axes = plt.subplots(1, 2, figsize=(13, max(4.0, 0.3 * len(groups) + 1.5)),
+                             gridspec_kw={"width_ratios": [1, 1.4]})
+    kl = table[table.metric == "kl_true"]
+    sns.barplot(data=kl, x="value", y="model", hue="split", ax=axes[0], orient="h")
+    axes[0].set_xlabel("mean KL(true || model), nats (0 = the truth)")
+    axes[0].set_ylabel("")
+    shown = by_group.assign(**{"model, split": by_group["model"] + ", " + by_group["split"]})
+    sns.stripplot(data=shown, x="group_uniformity", y="group", hue="model, split", order=groups, ax=axes[1],
+                  jitter=False, size=6, alpha=0.8)
+    axes[1].axvline(1.0, color="black", linewidth=0.8, linestyle="--")
+    axes[1].set_xlim(-0.02, 1.05)
+    axes[1].set_xlabel("within-group uniformity (1 = uniform, the truth)")
+    axes[1].set_ylabel("")
+    axes[1].tick_params(axis="y", labelsize=8)
+    axes[1].legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
 
 
 def corruption_grid(images: torch.Tensor, corrupted: Mapping[tuple[str, int], torch.Tensor]) -> plt.Figure:

@@ -32,7 +32,11 @@ LogitFn = Callable[[torch.Tensor], torch.Tensor]
 def corrupted_split(split: Split, dataset: str, name: str, severity: int, seed: int = 0,
                     batch_size: int = 2048) -> Split:
     """The split with corruption ``name`` at ``severity`` applied (in pixel
-    space, then normalised again); seeded, batched to bound memory."""
+    space, then normalised again); seeded, batched to bound memory.
+
+    The result has no ``true_probs``: a corruption destroys information, so
+    the clean inputs' true label distributions are no longer the truth of the
+    corrupted ones (they would flatter a model that spreads its mass more)."""
     pixels = denormalize(split.images, dataset).clamp(0, 1)
     out = torch.cat([
         corrupt(pixels[i: i + batch_size], name, severity, seed=seed * 7919 + i // batch_size)
@@ -159,7 +163,7 @@ def long_tail_subset(split: Split, num_classes: int, imbalance_ratio: float, see
     many = [c for c, n in counts.items() if n > MANY_SHOT_FRACTION * max_count]
     few = [c for c, n in counts.items() if n < FEW_SHOT_FRACTION * max_count]
     medium = [c for c in counts if c not in many and c not in few]
-    return LongTail(Split(split.images[index], split.labels[index]), order, counts,
+    return LongTail(split.select(index), order, counts,
                     {"many": sorted(many), "medium": sorted(medium), "few": sorted(few)})
 
 

@@ -211,15 +211,16 @@ def score_students(results: Mapping[str, StudentResult], data: DataSplits) -> pd
     return pd.DataFrame(rows)
 
 
-def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> pd.DataFrame:
-    """What each student was taught, on ``split`` (e.g. augmented training
-    views): the mean confidence, entropy and non-target mass of its target at
-    T = 1, and its ECE against the labels (the calibration of the target
-    itself). One row per distilling student."""
+def transfer_targets(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> dict[str, torch.Tensor]:
+    """The target each distilling student was taught on ``split``, at T = 1:
+    the constructed target (``students.make_target``: calibrated teacher,
+    W-Clip, CUD, CUD-P, ...) for target methods, the teacher's own softmax for
+    the others (KD, DKD). Students without a teacher and
+    cross-fitted students (their targets need each example's fold) are left out."""
     from calibkd.students import make_target
 
     labels = split.labels.cpu()
-    rows = []
+    targets: dict[str, torch.Tensor] = {}
     teacher_logits: dict[str, torch.Tensor] = {}  # students of one teacher share its logits
     for name, result in results.items():
         if result.teacher is None or result.method.calibrator == "cross_fit":
@@ -232,9 +233,20 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
         calibrator_name = stage.calibrator_name(method)
         calibrator = stage.calibrator(result.teacher, calibrator_name) if calibrator_name else None
         if method.distill.kind == "target":
-            target = make_target(method.distill, logits, labels, calibrator)
+            targets[name] = make_target(method.distill, logits, labels, calibrator)
         else:
-            target = torch.softmax(logits, 1)
+            targets[name] = torch.softmax(logits, 1)
+    return targets
+
+
+def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> pd.DataFrame:
+    """What each student was taught, on ``split`` (e.g. augmented training
+    views): the mean confidence, entropy and non-target mass of its target at
+    T = 1, and its ECE against the labels (the calibration of the target
+    itself). One row per distilling student."""
+    labels = split.labels.cpu()
+    rows = []
+    for name, target in transfer_targets(stage, results, split).items():
         rows.append({
             "model": name,
             "target confidence": float(target.max(1).values.mean()),

@@ -148,3 +148,31 @@ def test_cross_fit_confidence_comes_from_the_teacher_of_the_other_fold(tiny_spli
         f = int(folds[index[row]])
         probs = maps[f].probs(predict_logits(teachers[f].model, images[row: row + 1]))
         assert float(c[row]) == pytest.approx(float(probs[0, labels[row]]), rel=1e-5)
+
+
+def test_transfer_targets_are_the_diagnosed_targets_and_score_against_a_truth(tiny_splits):
+    from calibkd import fidelity
+    from calibkd.data import group_label_distribution
+    from calibkd.student_stage import transfer_targets
+
+    stage, _ = make_stage(tiny_splits)
+    results = {name: stage.student(name) for name in ("ce", "kd", "wclip", "cudp")}
+    targets = transfer_targets(stage, results, tiny_splits.train)
+    assert list(targets) == ["kd", "wclip", "cudp"]
+    diagnosed = target_diagnostics(stage, results, tiny_splits.train).set_index("model")
+    for name, target in targets.items():
+        assert torch.allclose(target.sum(1), torch.ones(len(target), dtype=target.dtype), atol=1e-5)
+        assert diagnosed.loc[name, "target confidence"] == pytest.approx(float(target.max(1).values.mean()))
+    # fidelity to a made-up truth (garment groups tied), as for glyphs
+    groups = [(0, 2, 4, 6), (5, 7, 9)]
+    splits = replace(tiny_splits, info=replace(tiny_splits.info, class_groups=groups))
+    for name in ("train", "val", "test"):
+        split = getattr(splits, name)
+        splits = replace(splits, **{name: replace(split, true_probs=group_label_distribution(split.labels, groups, 10))})
+    table = fidelity.stage_fidelity(stage, results, splits, sample_size=100, seed=0)
+    assert set(table.split) == {"test", "target (augmented train)"}
+    assert set(table[table.split == "test"].model) == {"ce", "kd", "wclip", "cudp"}
+    assert set(table[table.split == "target (augmented train)"].model) == {"kd", "wclip", "cudp"}
+    assert {"kl_true", "tv_true", "group_mass", "group_uniformity", "group_recovery_auc"} == set(table.metric)
+    with pytest.raises(ValueError, match="no true label distributions"):
+        fidelity.stage_fidelity(stage, results, tiny_splits)

@@ -1,0 +1,102 @@
+"""Soft outputs against the truth, on data whose true label distributions are
+known (the tied glyphs, the mixture: ``DataSplits.known_posterior``).
+
+``metrics.fidelity`` scores one set of predictions; this module lays those
+scores out as tables for the notebooks: one row per model, input set and
+metric (``fidelity_table``), the within-group uniformity of each homoglyph
+group (``uniformity_by_group``), and, for chapter 04, the fidelity of every
+student and of every transfer target (``stage_fidelity``).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from calibkd import metrics
+from calibkd.augment import augmented_copy
+from calibkd.data import DataSplits, Split
+from calibkd.student_stage import StudentResult, StudentStage, transfer_targets
+from calibkd.train import predict_logits, training_examples
+
+#: Reading order of the scores, with what a perfect model gets.
+FIDELITY_METRICS = {
+    "kl_true": 0.0,  # mean KL(true || model), nats
+    "tv_true": 0.0,  # mean total variation, in [0, 1]
+    "group_mass": 1.0,  # mean mass inside the true ambiguity group
+    "group_uniformity": 1.0,  # mean normalised entropy inside the group (examples whose group has > 1 member)
+    "group_recovery_auc": 1.0,  # groups read back from the soft outputs alone (0.5: chance)
+}
+
+#: One prediction set: (probabilities (N, K), labels (N,), true distributions (N, K) or None).
+Scored = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
+
+
+def fidelity_table(predictions: Mapping[tuple[str, str], Scored], groups: Sequence[Sequence[int]]) -> pd.DataFrame:
+    """Tidy fidelity scores (model, split, metric, value), one block of rows
+    per (model, split) key of ``predictions``; ``metrics.fidelity`` computes
+    them (without true distributions only the group scores)."""
+    rows = []
+    for (model, split), (probs, labels, true_probs) in predictions.items():
+        for metric, value in metrics.fidelity(probs, labels, true_probs, groups).items():
+            rows.append({"model": model, "split": split, "metric": metric, "value": value})
+    return pd.DataFrame(rows, columns=["model", "split", "metric", "value"])
+
+
+def fidelity_wide(table: pd.DataFrame, index: Sequence[str] = ("model", "split")) -> pd.DataFrame:
+    """``fidelity_table`` rows as one row per ``index`` and one column per
+    metric, in the order of ``FIDELITY_METRICS``."""
+    wide = table.pivot_table(index=list(index), columns="metric", values="value", sort=False)
+    return wide[[m for m in FIDELITY_METRICS if m in wide.columns]]
+
+
+def uniformity_by_group(probs: torch.Tensor, labels: torch.Tensor, groups: Sequence[Sequence[int]],
+                        class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per homoglyph group with examples among ``labels``: its members
+    (``class_names`` joined), size, number of examples, and the mean
+    ``metrics.within_group_uniformity`` and ``metrics.group_mass`` over them.
+    Groups of one class and groups without examples are left out."""
+    if probs.shape[1] != len(class_names):
+        raise ValueError(f"{probs.shape[1]} classes in probs but {len(class_names)} class names")
+    uniformity = metrics.within_group_uniformity(probs, labels, groups)
+    mass = metrics.group_mass(probs, labels, groups)
+    labels = labels.cpu()
+    rows = []
+    for group in groups:
+        members = list(group)
+        if len(members) < 2:
+            continue
+        inside = torch.isin(labels, torch.tensor(members))
+        if not inside.any():
+            continue
+        rows.append({"group": " ".join(class_names[c] for c in members), "size": len(members),
+                     "examples": int(inside.sum()), "group_uniformity": float(uniformity[inside].nanmean()),
+                     "group_mass": float(mass[inside].mean())})
+    return pd.DataFrame(rows, columns=["group", "size", "examples", "group_uniformity", "group_mass"])
+
+
+def stage_fidelity(stage: StudentStage, results: Mapping[str, StudentResult], data: DataSplits,
+                   sample_size: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Fidelity to the truth of one ``student_stage.StudentStage``: every
+    student's predictions on test (split ``"test"``, model = student name) and
+    every transfer target (``student_stage.transfer_targets``) on one seeded
+    augmented view of ``sample_size`` of the students' training examples
+    (split ``"target (augmented train)"``). Crops keep a glyph's identity
+    (glyph data never flips), so the augmented view keeps its example's true
+    distribution. Needs ``data.known_posterior``."""
+    if not data.known_posterior:
+        raise ValueError(f"{data.info.name} has no true label distributions (DataSplits.known_posterior is False)")
+    info = data.info
+    sample = training_examples(data, stage.recipe.train).subset(sample_size, seed)
+    augmented = Split(augmented_copy(sample.images, info.crop_padding, info.horizontal_flip, seed + 100),
+                      sample.labels, sample.true_probs)
+    predictions: dict[tuple[str, str], Scored] = {}
+    test_labels, test_truth = data.test.labels.cpu(), data.test.true_probs.cpu()
+    for name, result in results.items():
+        probs = metrics.softmax(predict_logits(result.model, data.test.images))
+        predictions[name, "test"] = (probs, test_labels, test_truth)
+    for name, target in transfer_targets(stage, results, augmented).items():
+        predictions[name, "target (augmented train)"] = (target, augmented.labels.cpu(), augmented.true_probs.cpu())
+    return fidelity_table(predictions, info.class_groups)
