@@ -227,6 +227,60 @@ recovery_table = pd.Series(recovery, name="group-recovery AUC").rename_axis(["te
 ctx.outputs.table(recovery_table, "group_recovery_02")
 
 # %% [markdown]
+# ## Soft outputs against the truth
+#
+# Only on data whose true label distributions are known (the `glyphs`
+# dataset: every member of a homoglyph group, such as Latin O, Cyrillic О,
+# Greek Ο and the digit 0, is rendered from one representative glyph, so an
+# image of the group is truly uniform over its members). There we need not
+# guess what "dark knowledge" should be: we can compare each teacher's soft
+# outputs with the truth, on test inputs and on the training inputs it was
+# fitted on (plain and augmented; crops keep a glyph's identity and glyphs
+# are never flipped, so the training examples keep their true distribution).
+#
+# - **KL(true || model)** (nats, 0 = the truth) and **total variation**
+#   (in [0, 1]): how far the whole distribution is from the truth;
+# - **group mass**: the probability inside the true ambiguity group (1 is
+#   right: all the mass on the classes the image could be);
+# - **within-group uniformity**: the entropy of the model's distribution
+#   restricted to the true group, divided by log(group size), over examples
+#   whose group has more than one member: 1 = spread evenly, as the truth is;
+#   0 = all on one member;
+# - **group-recovery AUC**: how well the groups are read back from the soft
+#   outputs alone (as in the section above).
+#
+# A *calibrated* teacher puts nearly all of its mass inside the group and
+# spreads it evenly there, on training inputs as on test inputs, so its KL to
+# the truth is small everywhere. An *overconfident* teacher that memorised
+# its training set collapses the group's mass onto the one member that
+# happened to be the label: uniformity near 0 and a KL near log(group size)
+# on the training inputs it memorised, while on test inputs, which it has not
+# seen, it may look more spread. That train-set collapse is exactly what a
+# student distilled on training inputs would learn.
+
+# %%
+from calibkd import fidelity
+
+if ctx.data.known_posterior:
+    scored, per_group = {}, []
+    for name, teacher in teachers.items():
+        train_truth = ctx.training_split(teacher.recipe).true_probs.cpu()
+        truths = {"test": ctx.data.test.true_probs.cpu(), "train": train_truth, "train (augmented)": train_truth}
+        for split in splits:
+            probs, labels = predictions[name, split]
+            scored[f"teacher ({name})", split] = (probs, labels, truths[split])
+            per_group.append(fidelity.uniformity_by_group(probs, labels, info.class_groups, info.class_names)
+                             .assign(model=f"teacher ({name})", split=split))
+    truth_table = fidelity.fidelity_table(scored, info.class_groups)
+    ctx.outputs.table(truth_table.assign(notebook=ctx.notebook), "truth_02")
+    display(fidelity.fidelity_wide(truth_table).round(4))
+    per_group = pd.concat(per_group, ignore_index=True)
+    fig = plots.truth_fidelity(truth_table, per_group[per_group.split.isin(["train", "test"])])
+    ctx.outputs.figure(fig, "02_truth")
+else:
+    print(f"{dataset}: true label distributions unknown; this section needs a dataset that has them (glyphs)")
+
+# %% [markdown]
 # ## Under distribution shift
 #
 # The corruption suite of CIFAR-10-C (Hendrycks & Dietterich 2019): noise
