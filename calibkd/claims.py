@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 import yaml
@@ -160,18 +161,39 @@ def batch_root(batch: str, runs_root: Path) -> Path:
     return root
 
 
-def cardinality_verdict(root: Path) -> dict[str, str]:
-    """C-cardinality needs the same comparison on a low- and a high-cardinality
-    dataset (>= 100 classes) in one batch; says what the batch holds."""
+#: The batch of chapter 04 on a high-cardinality dataset (183 glyph classes)
+#: that chapter 05 reads next to its main batch for C-cardinality.
+CARDINALITY_BATCH = "glyphs-central"
+
+
+def batch_datasets(root: Path) -> set[str]:
+    """The datasets of a batch's finished runs (none for a folder that does not exist)."""
     from calibkd.results import finished_runs
 
+    if not Path(root).is_dir():
+        return set()
     datasets = set()
     for folder in finished_runs(root):
         record = yaml.safe_load((folder / "parameters.yaml").read_text())
         datasets.add(record["parameters"].get("dataset", "fashion_mnist"))
+    return datasets
+
+
+def cardinality_verdict(roots: Path | Sequence[Path]) -> dict[str, str]:
+    """C-cardinality needs the same comparison on a low- and a high-cardinality
+    dataset (>= 100 classes), from one batch or several (e.g. the main batch
+    and ``CARDINALITY_BATCH``; a batch without finished runs adds nothing);
+    says what the batches hold."""
+    roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
+    found = [batch_datasets(root) for root in roots]
+    datasets = set().union(*found)
+    where = "the batch" if sum(bool(d) for d in found) <= 1 else "the batches"
     high = sorted(d for d in datasets if dataset_info(d).num_classes >= 100)
+    low = sorted(d for d in datasets if dataset_info(d).num_classes < 100)
     if not high:
-        reason = f"not tested: no dataset with >= 100 classes in the batch ({', '.join(sorted(datasets))})"
+        reason = f"not tested: no dataset with >= 100 classes in {where} ({', '.join(sorted(datasets))})"
+    elif not low:
+        reason = f"not tested: no dataset with < 100 classes next to {', '.join(high)} in {where}"
     else:
         reason = "not tested: the cross-dataset comparison is not implemented yet"
     return {"claim": "C-cardinality", "regime": "all", "verdict": reason}

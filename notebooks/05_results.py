@@ -214,7 +214,7 @@ for regime in regimes:
 evidence = claims.evaluate(table, claims.default_comparisons(regimes))
 display(evidence.round(4))
 verdicts = (evidence.groupby(["claim", "regime"])["outcome"].apply(claims.verdict).rename("verdict").reset_index())
-cardinality = claims.cardinality_verdict(root)
+cardinality = claims.cardinality_verdict([root, PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH])
 verdicts = pd.concat([verdicts, pd.DataFrame([cardinality])], ignore_index=True)
 outputs.table(evidence, "claims_evidence_05")
 

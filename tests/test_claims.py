@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from calibkd import claims
 from calibkd.config import ConfigError
@@ -94,3 +95,29 @@ def test_long_tail_comparisons_read_the_few_shot_rows_of_their_regime():
     assert claims.verdict(evidence["outcome"]) == "mixed"
     # models the batch does not have are left out, not invented
     assert "cudp - kd" not in evidence.index.get_level_values(0)
+
+
+def _finished_run(root, name, dataset):
+    from calibkd.run_store import FINISHED, runs_dir
+
+    folder = runs_dir(root) / name
+    folder.mkdir(parents=True)
+    (folder / "parameters.yaml").write_text(yaml.safe_dump({"parameters": {"dataset": dataset, "seed": 0}}))
+    (folder / FINISHED).write_text("{}")
+
+
+def test_cardinality_verdict_reads_one_batch_or_several(tmp_path):
+    fmnist, glyphs = tmp_path / "reference-fmnist", tmp_path / claims.CARDINALITY_BATCH
+    _finished_run(fmnist, "a", "fashion_mnist")
+    only_low = claims.cardinality_verdict(fmnist)
+    assert only_low == {"claim": "C-cardinality", "regime": "all",
+                        "verdict": "not tested: no dataset with >= 100 classes in the batch (fashion_mnist)"}
+    # a glyph batch that does not exist or has no finished runs changes nothing
+    assert claims.cardinality_verdict([fmnist, glyphs]) == only_low
+    (glyphs / "runs").mkdir(parents=True)
+    assert claims.cardinality_verdict([fmnist, glyphs]) == only_low
+    _finished_run(glyphs, "b", "glyphs")
+    assert "no dataset with < 100 classes next to glyphs" in claims.cardinality_verdict(glyphs)["verdict"]
+    both = claims.cardinality_verdict([fmnist, glyphs])["verdict"]
+    assert both == "not tested: the cross-dataset comparison is not implemented yet"
+    assert claims.batch_datasets(fmnist) | claims.batch_datasets(glyphs) == {"fashion_mnist", "glyphs"}
