@@ -443,6 +443,32 @@ if not sensitivity.empty:
     fig.tight_layout()
     ctx.outputs.figure(fig, "04_sensitivity")
 
+# %% [markdown]
+# ## Students and transfer targets against the truth
+#
+# Only on data whose true label distributions are known (`glyphs`: an image
+# of a homoglyph group is truly uniform over the group's members; chapter 02
+# explains the scores). For every regime: each student's predictions on test
+# and each transfer target (the KD teacher's softmax, the calibrated teacher
+# of KD-TS, W-Clip, CUD, CUD-P, ... at T = 1) on the augmented training views
+# of the section above, against the truth: KL(true || model), total
+# variation, mass inside the true group, within-group uniformity (1 = spread
+# evenly, as the truth is) and group-recovery AUC. A target that collapses a
+# group onto its label teaches the student to do the same; a better target
+# has lower KL and uniformity nearer 1. Cross-fitted CUD-P targets need each
+# example's fold and are shown only through their student.
+
+# %%
+from calibkd.fidelity import fidelity_wide, stage_fidelity
+
+if ctx.data.known_posterior:
+    truth_04 = pd.concat([stage_fidelity(stages[r], regime_results[r], ctx.data, sample_size=10_000, seed=seed)
+                          .assign(regime=r) for r in stages], ignore_index=True)
+    ctx.outputs.table(truth_04.assign(notebook=ctx.notebook), "truth_04")
+    display(fidelity_wide(truth_04, ["regime", "split", "model"]).round(4))
+else:
+    print(f"{dataset}: true label distributions unknown; this section needs a dataset that has them (glyphs)")
+
 # %%
 all_scores = pd.concat([scores, *other_scores], ignore_index=True)
 ctx.outputs.table(all_scores.assign(notebook=ctx.notebook), "metrics_04")
