@@ -97,3 +97,27 @@ def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
     second = run_study(NOTEBOOKS, smoke, tmp_path / "b")
     assert first.name == second.name
     pd.testing.assert_frame_equal(metrics, pd.read_csv(second / "metrics.csv"))
+
+
+@pytest.mark.notebooks
+def test_diagnosis_on_glyphs_compares_soft_outputs_with_the_truth(tmp_path):
+    """Chapter 02 on the 183-class glyphs (true distributions known), reduced
+    to one teacher of one epoch: the section "Soft outputs against the truth"
+    writes its table and figure."""
+    from calibkd import glyphs
+    from calibkd.config import GLYPH_SIZE
+
+    data_file = glyphs.cache_paths(glyphs.glyph_config(GLYPH_SIZE, "tied"))[0]
+    if not data_file.is_file():
+        pytest.skip(f"no generated glyph data at {data_file}; generate it with: python -m calibkd.glyphs")
+    papermill.execute_notebook(
+        str(NOTEBOOK_DIR / "02_miscalibration_diagnosis.ipynb"), str(tmp_path / "out.ipynb"),
+        parameters={"profile": "smoke", "dataset": "glyphs", "recipes": ["default"], "teacher_epochs": 1,
+                    "shift_test_size": 100, "output_dir": str(tmp_path)},
+        kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOK_DIR),
+    )
+    truth = pd.read_csv(tmp_path / "truth_02.csv")
+    assert set(truth.split) == {"test", "train", "train (augmented)"}
+    assert {"kl_true", "tv_true", "group_mass", "group_uniformity", "group_recovery_auc"} == set(truth.metric)
+    assert (truth[truth.metric == "kl_true"].value > 0).all()
+    assert (tmp_path / "figures" / "02_truth.png").is_file()
