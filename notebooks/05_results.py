@@ -335,7 +335,10 @@ print("correct: the interval includes zero, so this comparison is within noise")
 # finished run's own tables (no half-written run counts), differences are
 # paired within a seed, and a verdict needs an interval that excludes zero.
 # C-cardinality stays untested until a batch holds a dataset with at least
-# 100 classes next to Fashion-MNIST.
+# 100 classes next to Fashion-MNIST: the 183-class glyph batch
+# (`papermill_runs/glyphs-central`, defined, not yet run) is read
+# automatically once it has finished runs, and the cross-dataset comparison
+# itself is still to be written.
 #
 # ## Questions to try
 # 1. With three seeds, t(0.975, 2) = 4.30: an interval is more than four
