@@ -633,6 +633,8 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "num_threads": ParameterRule(int, minimum=1, maximum=256),
     "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
     "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
+    "train_missing": ParameterRule(bool, help="False: every model must load from the model cache (a prepared, "
+                                              "imported cache); a missing one is an error, never trained"),
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
     "regime": ParameterRule(str, choices=REGIMES),
     "methods": ParameterRule(list, choices=tuple(TEACHER_METHODS)),
@@ -649,6 +651,10 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "reference": ParameterRule(str, choices=tuple(STUDENT_METHODS), help="the model paired differences are taken against"),
 }
 
+#: Parameters that never change a run's numbers (only whether a missing model
+#: is trained or refused), so they are left out of batch and study run ids.
+RESULT_NEUTRAL_PARAMETERS = ("train_missing",)
+
 #: The parameters each notebook declares in its ``parameters`` cell (a test
 #: keeps this in step with the notebooks). Anything else papermill injects is
 #: an error, not a silent no-op.
@@ -656,19 +662,19 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     "01_teacher_training": (
         "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
         "teacher_epochs", "student_epochs", "batch_size", "lr", "num_threads",
-        "device", "output_dir",
+        "device", "output_dir", "train_missing",
     ),
     "02_miscalibration_diagnosis": (
         "profile", "dataset", "data_root", "seed", "recipes", "report_epoch",
-        "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir", "shift_test_size",
+        "teacher_epochs", "batch_size", "lr", "num_threads", "device", "output_dir", "train_missing", "shift_test_size",
     ),
     "03_calibration_methods": (
         "profile", "dataset", "data_root", "seed", "regime", "methods", "posthoc", "shift_test_size",
-        "num_threads", "device", "output_dir",
+        "num_threads", "device", "output_dir", "train_missing",
     ),
     "04_student_distillation": (
         "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
-        "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir",
+        "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir", "train_missing",
     ),
     "05_results": ("batch", "reference", "long_tail_batch", "output_dir"),
 }

@@ -52,6 +52,22 @@ class TrainedModel:
                 f"TS temperature {r['temperature']:.3f} (key {r['key']})")
 
 
+class MissingModelError(CheckpointError):
+    """A model is not in the cache and training was switched off (``train_missing=False``)."""
+
+
+#: Whether ``get_trained`` may train a model the cache does not hold; notebooks
+#: set it from their ``train_missing`` parameter (``set_training_allowed``).
+_training_allowed = True
+
+
+def set_training_allowed(allowed: bool) -> None:
+    """Allow or forbid training missing models in this process (a class with a
+    prepared cache sets False: every model must load, none is retrained)."""
+    global _training_allowed
+    _training_allowed = bool(allowed)
+
+
 def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
                  init: TrainedModel | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The parameters that determine a trained model (and so its cache key).
@@ -127,6 +143,11 @@ def get_trained(
         history = pd.DataFrame(record["history"]["data"], columns=record["history"]["columns"])
         return TrainedModel(recipe, model, history, record, from_cache=True)
 
+    if not _training_allowed:
+        raise MissingModelError(
+            f"{recipe.name}: model {key} is not in the model cache {cache.root}, and this run was started with "
+            "train_missing=False (load, never train). Import a prepared cache with `python -m calibkd.cache "
+            "import FILE`, or set train_missing=True to train it.")
     set_determinism(recipe.train.seed)
     model = _build(recipe, data, device)
     if init is not None:

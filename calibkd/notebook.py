@@ -20,7 +20,7 @@ from calibkd.config import (
     ConfigError, Profile, Recipe, apply_overrides, get_profile, teacher_variant, validate_parameters,
 )
 from calibkd.data import DataSplits, Split, make_splits
-from calibkd.experiments import TrainedModel, get_trained
+from calibkd.experiments import TrainedModel, get_trained, set_training_allowed
 from calibkd.runtime import resolve_device, set_determinism
 from calibkd.student_stage import StudentStage
 from calibkd.train import training_examples
@@ -128,6 +128,7 @@ def start(notebook: str, params: Mapping[str, Any]) -> StudyContext:
     if "student_epochs" in params:
         apply_overrides(profile.student, params, "student_epochs")
     device = resolve_device(params["device"])
+    set_training_allowed(params.get("train_missing", True))
     set_determinism(params["seed"], params["num_threads"])
     data = make_splits(profile.split, params["data_root"] or None, device)
     root = Path(params["output_dir"]) if params["output_dir"] else None

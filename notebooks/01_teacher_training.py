@@ -78,6 +78,7 @@ lr = None
 num_threads = 2
 device = "auto"
 output_dir = ""  # folder for figures and tables; empty: only shown here
+train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
 
 # %%
 params = parameters_from_globals("01_teacher_training", globals(), _before_parameters)

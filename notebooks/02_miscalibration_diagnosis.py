@@ -85,6 +85,7 @@ lr = None
 num_threads = 2
 device = "auto"
 output_dir = ""
+train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
 shift_test_size = None  # test images for the corruption suite; None: the whole test split
 
 # %%

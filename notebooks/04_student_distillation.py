@@ -86,6 +86,7 @@ shift_test_size = 2000  # test images for the corruption suite; None: the whole 
 num_threads = 2
 device = "auto"
 output_dir = ""
+train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
 
 # %%
 params = parameters_from_globals("04_student_distillation", globals(), _before_parameters)

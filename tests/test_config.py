@@ -16,6 +16,7 @@ DEFAULTS = {
     "profile": "smoke", "dataset": "fashion_mnist", "data_root": "", "seed": 0,
     "recipes": ["default", "overconfident"], "report_epoch": "last", "teacher_epochs": None,
     "student_epochs": None, "batch_size": None, "lr": None, "num_threads": 2, "device": "auto", "output_dir": "",
+    "train_missing": True,
 }
 
 

@@ -45,6 +45,7 @@ lr = None
 num_threads = 1
 device = "cpu"
 output_dir = ""
+train_missing = True
 """
 
 # Waits while $CALIBKD_CACHE/hold exists (so a test can kill it mid-run);
