@@ -105,6 +105,27 @@ def t_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float
     return mean, float(mean - half), float(mean + half), n
 
 
+def welch_interval(a: Sequence[float], b: Sequence[float],
+                   confidence: float = 0.95) -> tuple[float, float, float, float]:
+    """(mean(a) - mean(b), low, high, degrees of freedom): Welch's t-interval
+    for two independent samples with unequal variances (e.g. per-seed effects
+    on two datasets); NaN bounds when either sample has fewer than 2 values."""
+    x, y = (np.asarray(v, dtype=float) for v in (a, b))
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if len(x) == 0 or len(y) == 0:
+        return float("nan"), float("nan"), float("nan"), float("nan")
+    diff = float(x.mean() - y.mean())
+    if len(x) < 2 or len(y) < 2:
+        return diff, float("nan"), float("nan"), float("nan")
+    vx, vy = x.var(ddof=1) / len(x), y.var(ddof=1) / len(y)
+    se = np.sqrt(vx + vy)
+    if se == 0:
+        return diff, diff, diff, float("inf")
+    dof = (vx + vy) ** 2 / (vx ** 2 / (len(x) - 1) + vy ** 2 / (len(y) - 1))
+    half = stats.t.ppf((1 + confidence) / 2, dof) * se
+    return diff, float(diff - half), float(diff + half), float(dof)
+
+
 def _interval_columns(grouped: pd.core.groupby.SeriesGroupBy, confidence: float) -> pd.DataFrame:
     """n, mean, std, ci_low, ci_high per group, vectorised (the same formula as ``t_interval``)."""
     out = grouped.agg(n="count", mean="mean", std=lambda v: v.std(ddof=1)).reset_index()

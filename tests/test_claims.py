@@ -119,5 +119,32 @@ def test_cardinality_verdict_reads_one_batch_or_several(tmp_path):
     _finished_run(glyphs, "b", "glyphs")
     assert "no dataset with < 100 classes next to glyphs" in claims.cardinality_verdict(glyphs)["verdict"]
     both = claims.cardinality_verdict([fmnist, glyphs])["verdict"]
-    assert both == "not tested: the cross-dataset comparison is not implemented yet"
+    assert both == "not tested: no contrast of chapter 04 is in the runs of both glyphs and fashion_mnist"
     assert claims.batch_datasets(fmnist) | claims.batch_datasets(glyphs) == {"fashion_mnist", "glyphs"}
+
+
+def test_welch_interval_matches_scipy():
+    from scipy import stats
+
+    from calibkd.results import welch_interval
+
+    a, b = [0.1, 0.4, 0.35, 0.2], [0.05, 0.02, 0.11]
+    diff, low, high, _ = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert (low, high) == pytest.approx((ci.low, ci.high))
+    assert np.isnan(welch_interval([0.1], b)[1])
+
+
+def test_cardinality_compares_per_seed_effects_across_datasets():
+    low = claims.batch_table(fake_runs({("kd_ts", "test", "ece"): [-0.010, -0.012, -0.011],
+                                        ("cud", "test", "accuracy"): [0.0, 0.001, -0.001]}))
+    high = claims.batch_table(fake_runs({("kd_ts", "test", "ece"): [-0.050, -0.055, -0.052],   # helps far more
+                                         ("cud", "test", "accuracy"): [0.002, -0.002, 0.001]}))  # same
+    evidence = claims.cardinality_evidence(low, high, "fashion_mnist", "glyphs").set_index(["comparison", "metric"])
+    row = evidence.loc[("kd_ts - kd", "ece")]
+    assert row["difference"] == pytest.approx(-0.052333 - (-0.011), abs=1e-5)
+    assert row["outcome"] == "supports"
+    assert evidence.loc[("cud - kd", "accuracy"), "outcome"] == "within noise"
+    assert ("cudp - kd", "ece") not in evidence.index  # no CUD-P rows: not invented
+    assert claims.verdict(evidence["outcome"]) == "supported"
