@@ -170,6 +170,12 @@ GLYPH_DATASETS = {"glyphs": "tied", "glyphs_natural": "natural"}
 GLYPH_SIZE = "default"
 
 
+def glyph_size() -> str:
+    """The glyph generation size in use: ``$CALIBKD_GLYPH_SIZE`` (tests set
+    ``smoke``: four font packages, seconds to generate), else ``GLYPH_SIZE``."""
+    return os.environ.get("CALIBKD_GLYPH_SIZE") or GLYPH_SIZE
+
+
 def dataset_info(name: str) -> DatasetInfo:
     """Look up a dataset, failing with the list of known names."""
     if name not in DATASETS:

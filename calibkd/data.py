@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from calibkd.config import (
-    GLYPH_DATASETS, GLYPH_SIZE, DatasetInfo, SplitConfig, dataset_info, download_dir, generated_dir,
+    GLYPH_DATASETS, DatasetInfo, SplitConfig, dataset_info, download_dir, generated_dir, glyph_size,
 )
 from calibkd.mixture import MixtureConfig
 
@@ -460,7 +460,7 @@ def _glyph_splits(config: SplitConfig, data_root: str | os.PathLike | None, devi
 
     variant = GLYPH_DATASETS[config.dataset]
     if raw is None:
-        glyph_config = glyphs.glyph_config(GLYPH_SIZE, variant)
+        glyph_config = glyphs.glyph_config(glyph_size(), variant)
         folder = Path(data_root).expanduser() if data_root else generated_dir()
         try:
             raw = glyphs.load_glyphs(glyph_config, folder)

@@ -100,16 +100,16 @@ def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
 
 
 @pytest.mark.notebooks
-def test_diagnosis_on_glyphs_compares_soft_outputs_with_the_truth(tmp_path):
-    """Chapter 02 on the 183-class glyphs (true distributions known), reduced
-    to one teacher of one epoch: the section "Soft outputs against the truth"
+def test_diagnosis_on_glyphs_compares_soft_outputs_with_the_truth(tmp_path, monkeypatch):
+    """Chapter 02 on the 183-class glyphs (true distributions known), on the
+    smoke glyph size (four font packages, generated in seconds) and reduced to
+    one teacher of one epoch: the section "Soft outputs against the truth"
     writes its table and figure."""
-    from calibkd import glyphs
-    from calibkd.config import GLYPH_SIZE
+    from tests.test_glyphs import _fonts_or_skip
 
-    data_file = glyphs.cache_paths(glyphs.glyph_config(GLYPH_SIZE, "tied"))[0]
-    if not data_file.is_file():
-        pytest.skip(f"no generated glyph data at {data_file}; generate it with: python -m calibkd.glyphs")
+    _fonts_or_skip()
+    monkeypatch.setenv("CALIBKD_GLYPH_SIZE", "smoke")  # the kernel inherits it
+    monkeypatch.setenv("CALIBKD_GENERATED", str(tmp_path / "generated"))
     papermill.execute_notebook(
         str(NOTEBOOK_DIR / "02_miscalibration_diagnosis.ipynb"), str(tmp_path / "out.ipynb"),
         parameters={"profile": "smoke", "dataset": "glyphs", "recipes": ["default"], "teacher_epochs": 1,
