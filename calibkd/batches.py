@@ -38,7 +38,7 @@ from typing import Any, Mapping
 import yaml
 
 from calibkd.checkpoints import atomic_write_text, params_key
-from calibkd.config import NOTEBOOK_PARAMETERS, PROJECT_ROOT, RESULT_NEUTRAL_PARAMETERS, ConfigError
+from calibkd.config import NOTEBOOK_PARAMETERS, PROJECT_ROOT, ConfigError, result_identity
 from calibkd.study import NOTEBOOK_DIR, notebook_path, resolve_parameters
 
 BATCHES_DIR = PROJECT_ROOT / "papermill_runs"
@@ -207,7 +207,7 @@ def load_batch(path: str | Path, notebook_dir: Path = NOTEBOOK_DIR) -> Batch:
             params = resolved[name]
             params.pop("output_dir", None)
             run_grid = {k: v for k, v in values.items() if k in params}
-            identity = {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMETERS}
+            identity = result_identity(params)
             spec = RunSpec(run_id_for(name, identity, run_grid), name, params, run_grid)
             runs.setdefault(spec.run_id, spec)
             base.setdefault(name, {k: v for k, v in identity.items() if k not in grid})

@@ -172,11 +172,13 @@ def batch_datasets(root: Path) -> set[str]:
 
     if not Path(root).is_dir():
         return set()
-    datasets = set()
-    for folder in finished_runs(root):
-        record = yaml.safe_load((folder / "parameters.yaml").read_text())
-        datasets.add(record["parameters"].get("dataset", "fashion_mnist"))
-    return datasets
+    return {_run_dataset(folder) for folder in finished_runs(root)}
+
+
+def _run_dataset(folder: Path) -> str:
+    """The dataset a finished run used (its recorded parameters)."""
+    record = yaml.safe_load((folder / "parameters.yaml").read_text())
+    return record["parameters"].get("dataset", "fashion_mnist")
 
 
 #: C-cardinality's contrasts, per regime: (model, baseline, metric, which
@@ -239,11 +241,9 @@ def _dataset_tables(roots: Sequence[Path]) -> dict[str, pd.DataFrame]:
             continue
         runs = collect(root)
         for folder in finished_runs(root):
-            record = yaml.safe_load((folder / "parameters.yaml").read_text())
-            dataset = record["parameters"].get("dataset", "fashion_mnist")
             part = runs[runs["run_id"] == folder.name] if "run_id" in runs.columns else runs.iloc[0:0]
             if not part.empty:
-                tables.setdefault(dataset, []).append(part)
+                tables.setdefault(_run_dataset(folder), []).append(part)
     return {d: batch_table(pd.concat(parts, ignore_index=True)) for d, parts in tables.items()}
 
 

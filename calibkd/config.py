@@ -661,6 +661,11 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
 #: is trained or refused), so they are left out of batch and study run ids.
 RESULT_NEUTRAL_PARAMETERS = ("train_missing",)
 
+
+def result_identity(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters that identify a run's results (``RESULT_NEUTRAL_PARAMETERS`` left out)."""
+    return {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMETERS}
+
 #: The parameters each notebook declares in its ``parameters`` cell (a test
 #: keeps this in step with the notebooks). Anything else papermill injects is
 #: an error, not a silent no-op.

@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 
 from calibkd.checkpoints import atomic_write_text, params_key
-from calibkd.config import NOTEBOOK_PARAMETERS, PROJECT_ROOT, RESULT_NEUTRAL_PARAMETERS, ConfigError, validate_parameters
+from calibkd.config import NOTEBOOK_PARAMETERS, PROJECT_ROOT, ConfigError, result_identity, validate_parameters
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
@@ -109,8 +109,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     import papermill
 
     resolved = resolve_parameters(notebooks, overrides)
-    identity = {name: {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMETERS}
-                for name, params in resolved.items()}
+    identity = {name: result_identity(params) for name, params in resolved.items()}
     run_id = f"{resolved[notebooks[0]]['profile']}-{params_key(identity)[:10]}"
     final = output / run_id
     staging = output / f".{run_id}.partial"

@@ -147,6 +147,10 @@ def training_examples(data: DataSplits, config: TrainConfig) -> Split:
     made long-tailed when ``config.long_tail`` asks for it."""
     if config.long_tail is not None:
         return long_tail_of(data, config).split
+    return _subset_examples(data, config)
+
+
+def _subset_examples(data: DataSplits, config: TrainConfig) -> Split:
     return data.train if config.subset is None else data.train.subset(config.subset, config.seed)
 
 
@@ -157,8 +161,7 @@ def long_tail_of(data: DataSplits, config: TrainConfig) -> LongTail:
     which classes are in the tail."""
     if config.long_tail is None:
         raise ValueError("this run is not long-tailed (config.long_tail is None)")
-    base = data.train if config.subset is None else data.train.subset(config.subset, config.seed)
-    return long_tail_subset(base, data.info.num_classes, config.long_tail, seed=config.seed)
+    return long_tail_subset(_subset_examples(data, config), data.info.num_classes, config.long_tail, seed=config.seed)
 
 
 #: A distillation loss hook: (student logits, images, labels, epoch, step) -> loss.
