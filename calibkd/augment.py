@@ -9,6 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from calibkd.config import DatasetInfo
+from calibkd.data import Split
+
 
 def random_crop_flip(
     images: torch.Tensor,
@@ -48,3 +51,12 @@ def augmented_copy(images: torch.Tensor, padding: int, flip: bool, seed: int,
     generator = torch.Generator(device=images.device).manual_seed(seed)
     return torch.cat([random_crop_flip(images[i: i + batch_size], padding, flip, generator)
                       for i in range(0, images.shape[0], batch_size)])
+
+
+def augmented_view(split: Split, info: DatasetInfo, seed: int) -> Split:
+    """One seeded crop (and flip, where ``info`` allows flips) of every example
+    of ``split``, labels and true distributions kept: the inputs a student
+    sees during distillation. Crops keep an image's class and glyphs are never
+    flipped, so the true distributions stay true."""
+    return Split(augmented_copy(split.images, info.crop_padding, info.horizontal_flip, seed),
+                 split.labels, split.true_probs)

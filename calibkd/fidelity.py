@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 
 from calibkd import metrics
-from calibkd.augment import augmented_copy
-from calibkd.data import DataSplits, Split
+from calibkd.augment import augmented_view
+from calibkd.data import DataSplits
 from calibkd.student_stage import StudentResult, StudentStage, transfer_targets
 from calibkd.train import predict_logits, training_examples
 
@@ -90,8 +90,7 @@ def stage_fidelity(stage: StudentStage, results: Mapping[str, StudentResult], da
         raise ValueError(f"{data.info.name} has no true label distributions (DataSplits.known_posterior is False)")
     info = data.info
     sample = training_examples(data, stage.recipe.train).subset(sample_size, seed)
-    augmented = Split(augmented_copy(sample.images, info.crop_padding, info.horizontal_flip, seed + 100),
-                      sample.labels, sample.true_probs)
+    augmented = augmented_view(sample, info, seed + 100)
     predictions: dict[tuple[str, str], Scored] = {}
     test_labels, test_truth = data.test.labels.cpu(), data.test.true_probs.cpu()
     for name, result in results.items():
