@@ -170,6 +170,13 @@ GLYPH_DATASETS = {"glyphs": "tied", "glyphs_natural": "natural"}
 GLYPH_SIZE = "default"
 
 
+#: Images of the *training* fonts held out from training (a seeded draw, at
+#: most a tenth of the training fonts' images): the in-distribution test set
+#: next to the held-out-font test split, so that held-out typefaces can be
+#: reported as a natural distribution shift beside the corruption suite.
+GLYPH_SEEN_FONT_TEST_SIZE = 5_000
+
+
 def glyph_size() -> str:
     """The glyph generation size in use: ``$CALIBKD_GLYPH_SIZE`` (tests set
     ``smoke``: four font packages, seconds to generate), else ``GLYPH_SIZE``."""

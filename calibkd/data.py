@@ -31,7 +31,8 @@ import numpy as np
 import torch
 
 from calibkd.config import (
-    GLYPH_DATASETS, DatasetInfo, SplitConfig, dataset_info, download_dir, generated_dir, glyph_size,
+    GLYPH_DATASETS, GLYPH_SEEN_FONT_TEST_SIZE, DatasetInfo, SplitConfig, dataset_info, download_dir, generated_dir,
+    glyph_size,
 )
 from calibkd.mixture import MixtureConfig
 
@@ -356,6 +357,9 @@ class DataSplits:
     source: str
     #: what generated the data (glyphs: faces, lineages per split, groups), if generated
     manifest: dict | None = None
+    #: held-out examples drawn like ``train`` (glyphs: new images of the training
+    #: fonts), where ``test`` is itself shifted (held-out fonts); else None
+    iid_test: Split | None = None
 
     @property
     def known_posterior(self) -> bool:
@@ -363,7 +367,10 @@ class DataSplits:
         return all(s.true_probs is not None for s in (self.train, self.val, self.test))
 
     def sizes(self) -> dict[str, int]:
-        return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        sizes = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
+        if self.iid_test is not None:
+            sizes["iid_test"] = len(self.iid_test)
+        return sizes
 
     def describe(self) -> str:
         s = self.sizes()
@@ -374,7 +381,8 @@ class DataSplits:
                     f"test {s['test']:,} images, from {faces.get('train')} / {faces.get('val')} / "
                     f"{faces.get('test')} faces of {len(lineages.get('train', []))} / "
                     f"{len(lineages.get('val', []))} / {len(lineages.get('test', []))} disjoint font lineages; "
-                    f"{len(self.info.class_groups)} homoglyph groups")
+                    f"{len(self.info.class_groups)} homoglyph groups; "
+                    f"{s.get('iid_test', 0):,} new images of the training fonts held out as the in-distribution test")
         return (f"{self.info.name} from {self.source}: train {s['train']:,}, "
                 f"validation {s['val']:,} (carved from the training set, seed {self.config.split_seed}), "
                 f"test {s['test']:,}")
@@ -455,7 +463,11 @@ def group_label_distribution(labels: torch.Tensor, groups: Sequence[Sequence[int
 def _glyph_splits(config: SplitConfig, data_root: str | os.PathLike | None, device: torch.device | str,
                   raw: object | None = None) -> DataSplits:
     """Glyph splits: train, validation and test images come from disjoint font
-    lineages; each is optionally cut to a seeded subset of the requested size."""
+    lineages; each is optionally cut to a seeded subset of the requested size.
+    A seeded draw of the training fonts' images (``GLYPH_SEEN_FONT_TEST_SIZE``,
+    at most a tenth of them) is held out of training as ``iid_test``: new
+    images of seen fonts, against which the held-out fonts of ``test`` are a
+    distribution shift."""
     from calibkd import glyphs
 
     variant = GLYPH_DATASETS[config.dataset]
@@ -480,19 +492,29 @@ def _glyph_splits(config: SplitConfig, data_root: str | os.PathLike | None, devi
     generator = torch.Generator().manual_seed(config.split_seed)
     wanted = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
     parts: dict[str, Split] = {}
+
+    def part(images: torch.Tensor, labels: torch.Tensor, index: torch.Tensor) -> Split:
+        true = group_label_distribution(labels[index], groups, num_classes) if variant == "tied" else None
+        return Split(normalize(images[index], config.dataset), labels[index].clone(), true).to(device)
+
     for name in glyphs.SPLITS:
         images, labels = raw.part(name)
-        size = wanted[name]
-        if name == "val" and size > len(labels):
-            raise ValueError(f"val_size={size} is larger than the {len(labels)} validation images "
-                             f"(validation fonts) in {raw.source}")
         index = torch.arange(len(labels))
-        if size is not None and size < len(labels):
-            index = torch.randperm(len(labels), generator=generator)[:size]
-        true = group_label_distribution(labels[index], groups, num_classes) if variant == "tied" else None
-        parts[name] = Split(normalize(images[index], config.dataset), labels[index].clone(), true).to(device)
+        if name == "train":
+            held = min(GLYPH_SEEN_FONT_TEST_SIZE, len(labels) // 10)
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(config.split_seed + 1))
+            parts["iid_test"] = part(images, labels, order[:held].sort().values)
+            index = order[held:].sort().values
+        size = wanted[name]
+        if name == "val" and size > len(index):
+            raise ValueError(f"val_size={size} is larger than the {len(index)} validation images "
+                             f"(validation fonts) in {raw.source}")
+        if size is not None and size < len(index):
+            index = index[torch.randperm(len(index), generator=generator)[:size]]
+        parts[name] = part(images, labels, index)
+    manifest = {**raw.manifest, "seen_font_test_images": len(parts["iid_test"])}
     return DataSplits(info=info, config=config, train=parts["train"], val=parts["val"], test=parts["test"],
-                      source=raw.source, manifest=raw.manifest)
+                      source=raw.source, manifest=manifest, iid_test=parts["iid_test"])
 
 
 def iterate_batches(

@@ -236,7 +236,10 @@ def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitF
     shared by all models.
 
     Returns a tidy table with columns model, condition, severity, metric,
-    value (severity 0 = clean). Conditions: ``clean``; each corruption name;
+    value (severity 0 = clean). Conditions: ``clean``; ``in_distribution``
+    (only where ``data.iid_test`` exists: glyphs, whose test fonts are held
+    out, are then also scored on new images of the training fonts);
+    each corruption name;
     ``corruption_mean`` (mean over the corruptions, per severity);
     ``mixture_<lam>`` (scored against the soft truth); ``hard_slice`` (the
     highest-entropy test examples under ``reference``, or under each model
@@ -250,6 +253,11 @@ def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitF
     clean = {name: metrics.softmax(fn(test.images)) for name, fn in logit_fns.items()}
     for name, probs in clean.items():
         rows += _rows(name, "clean", 0, metrics.evaluate(probs, labels))
+    if data.iid_test is not None:
+        seen = data.iid_test if suite.test_size is None else data.iid_test.subset(suite.test_size, suite.seed)
+        for name, fn in logit_fns.items():
+            rows += _rows(name, "in_distribution", 0, metrics.evaluate(metrics.softmax(fn(seen.images)),
+                                                                        seen.labels.cpu()))
     pairs = [(c, s) for c in suite.corruptions for s in suite.severities]
     iterator: Sequence = pairs
     if progress:
@@ -276,6 +284,31 @@ def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitF
         mean = shifted_only.groupby(["model", "severity", "metric"], as_index=False)["value"].mean()
         table = pd.concat([table, mean.assign(condition="corruption_mean")[table.columns]], ignore_index=True)
     return table
+
+
+def natural_shift_summary(table: pd.DataFrame, metrics_shown: Sequence[str] = ("accuracy", "nll", "ece")
+                          ) -> pd.DataFrame:
+    """Held-out test data as a natural shift, beside the corruption suite: per
+    model (rows) and metric, the score on in-distribution inputs
+    (``in_distribution``), on the test split (``clean``: for glyphs, held-out
+    fonts), the change between them, and the corruption suite's mean over
+    corruptions and severities on the test split. ``table`` is
+    ``evaluate_suite`` output; empty when it has no ``in_distribution`` rows."""
+    shown = table[table.metric.isin(metrics_shown)]
+    corrupted = shown[(shown.condition == "corruption_mean") & (shown.severity > 0)]
+    parts = {
+        "in distribution": shown[shown.condition == "in_distribution"].pivot_table(
+            index="model", columns="metric", values="value", sort=False),
+        "held-out test": shown[shown.condition == "clean"].pivot_table(
+            index="model", columns="metric", values="value", sort=False),
+        "corruptions (mean)": corrupted.pivot_table(index="model", columns="metric", values="value", sort=False),
+    }
+    if parts["in distribution"].empty:
+        return pd.DataFrame()
+    parts["natural shift (held-out - in distribution)"] = parts["held-out test"] - parts["in distribution"]
+    order = ["in distribution", "held-out test", "natural shift (held-out - in distribution)", "corruptions (mean)"]
+    wide = pd.concat({k: parts[k] for k in order}, axis=1, names=["inputs", "metric"])
+    return wide[[(k, m) for k in order for m in metrics_shown if (k, m) in wide.columns]]
 
 
 def evaluate_soft(model: nn.Module | LogitFn, dataset: SoftLabelled) -> dict[str, float]:

@@ -15,8 +15,8 @@ import torch
 
 from calibkd import fetch_data, glyphs
 from calibkd.charsets import CYRILLIC, GLYPH_CLASS_NAMES, GLYPH_CLASSES, GREEK, LATIN
-from calibkd.config import ConfigError, SplitConfig, dataset_info, get_profile
-from calibkd.data import DataNotFoundError, group_label_distribution, make_splits
+from calibkd.config import GLYPH_SEEN_FONT_TEST_SIZE, ConfigError, SplitConfig, dataset_info, get_profile
+from calibkd.data import DataNotFoundError, denormalize, group_label_distribution, make_splits
 from calibkd.models import build_model
 
 SMOKE = glyphs.glyph_config("smoke", "tied")
@@ -207,8 +207,10 @@ def test_a_character_no_font_covers_is_named(glyph_root):
 def test_glyph_splits_carry_true_distributions_and_groups(tied, natural):
     config = SplitConfig(dataset="glyphs", val_size=200, train_size=500, test_size=300, split_seed=3)
     data = make_splits(config, raw=tied)
-    assert data.sizes() == {"train": 500, "val": 200, "test": 300}
-    assert data.known_posterior and data.info.class_groups == tied.groups and data.manifest is tied.manifest
+    held = min(GLYPH_SEEN_FONT_TEST_SIZE, int((tied.split == 0).sum()) // 10)
+    assert data.sizes() == {"train": 500, "val": 200, "test": 300, "iid_test": held}
+    assert data.known_posterior and data.info.class_groups == tied.groups
+    assert data.manifest == {**tied.manifest, "seen_font_test_images": held}
     assert torch.allclose(data.test.true_probs.sum(1), torch.ones(300))
     for split in (data.train, data.test):
         on_label = split.true_probs[torch.arange(len(split)), split.labels]
@@ -222,6 +224,29 @@ def test_glyph_splits_carry_true_distributions_and_groups(tied, natural):
         make_splits(SplitConfig(dataset="glyphs_natural", val_size=100), raw=tied)
     with pytest.raises(ValueError, match="validation images"):
         make_splits(SplitConfig(dataset="glyphs", val_size=5_000), raw=tied)
+
+
+def test_seen_font_test_is_new_images_of_training_fonts(tied):
+    """The in-distribution test split: images of the training fonts that no
+    training subset can contain, the same for every train_size."""
+    train_images, train_labels = tied.part("train")
+    # tied homoglyphs share pixels within a face and render: (pixels, label) is unique
+    rows = {(image.numpy().tobytes(), int(y)): i for i, (image, y) in enumerate(zip(train_images, train_labels))}
+    assert len(rows) == len(train_images)
+    whole = make_splits(SplitConfig(dataset="glyphs", val_size=100, split_seed=3), raw=tied)
+    small = make_splits(SplitConfig(dataset="glyphs", val_size=100, train_size=300, split_seed=3), raw=tied)
+    assert torch.equal(whole.iid_test.images, small.iid_test.images)
+    assert len(whole.iid_test) + len(whole.train) == len(train_images)
+
+    def originals(split):
+        pixels = (denormalize(split.images, "glyphs") * 255).round().clamp(0, 255).to(torch.uint8)
+        return {rows[image.numpy().tobytes(), int(y)] for image, y in zip(pixels, split.labels)}
+
+    held, trained = originals(whole.iid_test), originals(whole.train)
+    assert len(held) == len(whole.iid_test) and not held & trained and held | trained == set(range(len(rows)))
+    assert originals(small.train) <= trained
+    assert torch.allclose(whole.iid_test.true_probs.sum(1), torch.ones(len(whole.iid_test)))
+    assert "held out as the in-distribution test" in whole.describe()
 
 
 def test_masters_of_one_face_are_baseline_placed(tied):
@@ -251,6 +276,7 @@ def test_generated_data_enters_the_model_cache_key(tied):
     profile = get_profile("smoke", "glyphs")
     data = make_splits(SplitConfig(dataset="glyphs", val_size=100), raw=tied)
     params = model_params(profile.student, data, torch.device("cpu"))
-    assert params["data"] == tied.manifest["content_sha256"]
+    held = len(data.iid_test)  # the training fonts' images kept out of training are part of the key
+    assert params["data"] == {"content": tied.manifest["content_sha256"], "seen_font_test_images": held}
     mixture = make_splits(get_profile("smoke", "mixture").split)
     assert model_params(profile.student, mixture, torch.device("cpu"))["data"] == mixture.manifest["key"]

@@ -93,6 +93,37 @@ def test_hard_slice_picks_the_highest_entropy():
         shift.hard_slice(probs, 0.0)
 
 
+def test_in_distribution_inputs_are_scored_and_summarised_as_a_natural_shift(tiny_splits):
+    """With ``iid_test`` (glyphs: new images of the training fonts) the suite
+    adds an ``in_distribution`` condition, and ``natural_shift_summary`` lays
+    it beside the held-out test split and the corruption mean."""
+    from dataclasses import replace
+
+    from calibkd.train import predict_logits
+    torch.manual_seed(0)
+    model = build_model("small_cnn", 1, 10, width=4).eval()
+    suite = shift.Suite(corruptions=("gaussian_noise", "fog"), severities=(1, 5), mixture_count=40, test_size=150)
+    plain = shift.evaluate_suite(model, tiny_splits, suite)
+    assert "in_distribution" not in set(plain.condition) and shift.natural_shift_summary(plain).empty
+    data = replace(tiny_splits, iid_test=tiny_splits.val)
+    table = shift.evaluate_suite({"m": model}, data, suite)
+    seen = tiny_splits.val.subset(150, suite.seed)
+    direct = metrics.evaluate(metrics.softmax(predict_logits(model, seen.images)), seen.labels)
+    got = table[table.condition == "in_distribution"].set_index("metric").value
+    assert (table[table.condition == "in_distribution"].severity == 0).all()
+    assert got["accuracy"] == pytest.approx(direct["accuracy"]) and got["ece"] == pytest.approx(direct["ece"])
+    summary = shift.natural_shift_summary(table)
+    assert list(summary.index) == ["m"]
+    clean = table[table.condition == "clean"].set_index("metric").value
+    corrupted = table[(table.condition.isin(["gaussian_noise", "fog"]))].groupby("metric").value.mean()
+    for metric in ("accuracy", "nll", "ece"):
+        assert summary.loc["m", ("in distribution", metric)] == pytest.approx(got[metric])
+        assert summary.loc["m", ("held-out test", metric)] == pytest.approx(clean[metric])
+        assert summary.loc["m", ("natural shift (held-out - in distribution)", metric)] == \
+            pytest.approx(clean[metric] - got[metric])
+        assert summary.loc["m", ("corruptions (mean)", metric)] == pytest.approx(corrupted[metric])
+
+
 @pytest.mark.parametrize("kwargs,message", [
     ({"corruptions": ("rain",)}, "allowed corruptions"),
     ({"severities": (0, 6)}, "outside 1-5"),
