@@ -33,7 +33,9 @@ from scipy import stats
 from calibkd.checkpoints import atomic_write_text
 from calibkd.config import ConfigError
 
-TABLE_PATTERNS = ("metrics_*.csv", "shift_*.csv")
+#: the tidy tables of a run that batches collect: scores, shift suite, and fidelity
+#: to the truth (written only on data whose true label distributions are known)
+TABLE_PATTERNS = ("metrics_*.csv", "shift_*.csv", "truth_*.csv")
 #: the columns that say where a number comes from, in the order tables show them
 CONDITION_COLUMNS = ("notebook", "table", "regime", "split", "condition", "severity", "model", "metric")
 SUMMARY_FILE = "results.csv"

@@ -72,6 +72,27 @@ def test_shift_mean_averages_severities_within_each_run():
     assert mean.loc[0] == pytest.approx(0.3) and mean.loc[1] == pytest.approx(1.3)
 
 
+def test_natural_shift_rows_exist_only_for_runs_with_in_distribution_scores():
+    rows = []
+    for seed in (0, 1, 2):
+        for model, seen, held in (("kd", 0.02, 0.10), ("cudp", 0.03, 0.06 + 0.001 * seed)):
+            for condition, value in (("in_distribution", seen), ("clean", held)):
+                rows.append({"run_id": f"r{seed}", "seed": seed, "regime": "default", "condition": condition,
+                             "severity": 0, "model": model, "metric": "ece", "value": value + seed / 100})
+    table = claims.batch_table(pd.DataFrame(rows))
+    change = table[table["where"] == claims.NATURAL_SHIFT_CHANGE].set_index(["seed", "model"])["value"]
+    assert change.loc[(1, "kd")] == pytest.approx(0.08) and change.loc[(2, "cudp")] == pytest.approx(0.032)
+    held = table[table["where"] == claims.NATURAL_SHIFT].set_index(["seed", "model"])["value"]
+    assert held.loc[(0, "kd")] == pytest.approx(0.10)
+    shift = [c for c in claims.default_comparisons(["default"]) if c.where == claims.NATURAL_SHIFT]
+    evidence = claims.evaluate(table, shift).set_index("comparison")
+    assert evidence.loc["cudp - kd", "outcome"] == "supports" and evidence.loc["cudp - kd", "n"] == 3
+    # a batch without in-distribution scores (Fashion-MNIST) gains no rows and no comparisons
+    plain = claims.batch_table(pd.DataFrame([r for r in rows if r["condition"] == "clean"]))
+    assert not plain["where"].isin([claims.NATURAL_SHIFT, claims.NATURAL_SHIFT_CHANGE]).any()
+    assert claims.evaluate(plain, shift).empty
+
+
 def test_missing_batch_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="does not exist"):
         claims.batch_root("nope", tmp_path)

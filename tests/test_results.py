@@ -106,6 +106,9 @@ def _finished_run(root: Path, run_id: str, seed: int, values: dict[str, float], 
     shift = [{"model": m, "condition": "blur", "severity": 2, "metric": "ece", "value": v / 2, "regime": "default",
               "notebook": "04_student_distillation"} for m, v in values.items()]
     pd.DataFrame(shift).to_csv(folder / "shift_04.csv", index=False)
+    truth = [{"model": m, "split": "test", "metric": "kl_true", "value": 10 * v, "regime": "default",
+              "notebook": "04_student_distillation"} for m, v in values.items()]
+    pd.DataFrame(truth).to_csv(folder / "truth_04.csv", index=False)
     pd.DataFrame([{"a": 1}]).to_csv(folder / "sensitivity_04.csv", index=False)  # not tidy: not collected
     record = {"run_id": run_id, "notebook": "04_student_distillation", "grid": {"seed": seed, "regimes": ["default"]}}
     (folder / state).write_text(json.dumps(record))
@@ -117,14 +120,14 @@ def test_collect_reads_finished_runs_only_with_their_grid_values(tmp_path):
     _finished_run(tmp_path, "04-seed2-c", 2, {"kd": 9.0, "cud": 9.0}, state="failed.json")
     _finished_run(tmp_path, ".04-seed2-c.host-1-abc.partial", 2, {"kd": 9.0, "cud": 9.0})
     table = collect(tmp_path)
-    assert sorted(table.run_id.unique()) == ["04-seed0-a", "04-seed1-b"] and len(table) == 8
-    assert set(table.table) == {"metrics_04", "shift_04"} and set(table.seed) == {0, 1}
+    assert sorted(table.run_id.unique()) == ["04-seed0-a", "04-seed1-b"] and len(table) == 12
+    assert set(table.table) == {"metrics_04", "shift_04", "truth_04"} and set(table.seed) == {0, 1}
     assert set(table.regimes) == {'["default"]'}  # list-valued grid parameters as JSON text
     assert str(table.severity.dtype) == "Int64"
 
     written = aggregate(tmp_path, reference="kd")
     summary = pd.read_csv(written["summary"])
-    assert len(summary) == 4 and set(summary.n) == {2}
+    assert len(summary) == 6 and set(summary.n) == {2}
     paired = pd.read_csv(written["paired"])
     row = paired[(paired.table == "metrics_04") & (paired.model == "cud")].iloc[0]
     assert row["mean"] == pytest.approx(-0.025) and row["n"] == 2
