@@ -62,11 +62,11 @@ import seaborn as sns
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.augment import augmented_copy
+from calibkd.augment import augmented_view
 from calibkd.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from calibkd.data import denormalize
 from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import Suite, evaluate_suite, pooled_corrupted_split
+from calibkd.shift import Suite, evaluate_suite, natural_shift_summary, pooled_corrupted_split
 from calibkd.train import predict_logits
 
 plots.set_style()
@@ -101,6 +101,11 @@ teachers = {name: ctx.trained(ctx.teacher_recipe(name)) for name in recipes}
 # - **train**: the examples the teacher was fitted on, as they are;
 # - **train (augmented)**: the same examples after one seeded random crop and
 #   flip, as a student sees them during distillation;
+# - **train fonts, new images** (glyphs only): images of the training fonts
+#   that were held out of training. The glyph test split is drawn from font
+#   lineages the teacher never saw, so comparing it with this set measures
+#   held-out typefaces as a natural distribution shift (next to the
+#   corruption suite below);
 # - **validation**: only to fit the temperature of temperature scaling.
 
 # %%
@@ -109,16 +114,13 @@ predictions = {}  # (teacher, split) -> (probabilities, labels)
 temperatures = {}
 for name, teacher in teachers.items():
     train = ctx.training_split(teacher.recipe)
-    inputs = {
-        "test": ctx.data.test,
-        "train": train,
-        "train (augmented)": type(train)(augmented_copy(train.images, info.crop_padding, info.horizontal_flip,
-                                                        seed=seed + 100), train.labels),
-    }
+    inputs = {"test": ctx.data.test, "train": train, "train (augmented)": augmented_view(train, info, seed + 100)}
+    if ctx.data.iid_test is not None:  # glyphs: new images of the training fonts
+        inputs["train fonts, new images"] = ctx.data.iid_test
     for split, data in inputs.items():
         predictions[name, split] = (metrics.softmax(predict_logits(teacher.model, data.images)), data.labels.cpu())
     temperatures[name] = teacher.record["temperature"]
-splits = ["test", "train", "train (augmented)"]
+splits = list(inputs)
 
 # %% [markdown]
 # ## Calibration metrics, side by side
@@ -267,6 +269,8 @@ if ctx.data.known_posterior:
     for name, teacher in teachers.items():
         train_truth = ctx.training_split(teacher.recipe).true_probs.cpu()
         truths = {"test": ctx.data.test.true_probs.cpu(), "train": train_truth, "train (augmented)": train_truth}
+        if ctx.data.iid_test is not None:
+            truths["train fonts, new images"] = ctx.data.iid_test.true_probs.cpu()
         for split in splits:
             probs, labels = predictions[name, split]
             scored[f"teacher ({name})", split] = (probs, labels, truths[split])
@@ -276,7 +280,7 @@ if ctx.data.known_posterior:
     ctx.outputs.table(truth_table.assign(notebook=ctx.notebook), "truth_02")
     display(fidelity.fidelity_wide(truth_table).round(4))
     per_group = pd.concat(per_group, ignore_index=True)
-    fig = plots.truth_fidelity(truth_table, per_group[per_group.split.isin(["train", "test"])])
+    fig = plots.truth_fidelity(truth_table, per_group[per_group.split.isin(["train", "train fonts, new images", "test"])])
     ctx.outputs.figure(fig, "02_truth")
 else:
     print(f"{dataset}: true label distributions unknown; this section needs a dataset that has them (glyphs)")
@@ -316,6 +320,20 @@ ctx.outputs.figure(fig, "02_shift_curves")
 severity_table = shift_table[shift_table.condition.isin(["clean", "corruption_mean"])
                              & shift_table.metric.isin(["accuracy", "nll", "ece", "mean_confidence"])]
 display(severity_table.pivot_table(index=["model", "severity"], columns="metric", values="value").round(3))
+
+# %% [markdown]
+# **Held-out typefaces, a natural shift** (glyphs only). The glyph test split
+# comes from font lineages no teacher trained on; new images of the
+# training fonts were held out as the in-distribution reference. The change
+# from those to the held-out fonts is a shift no corruption simulates, shown
+# beside the corruption suite's mean over corruptions and severities.
+
+# %%
+natural_shift = natural_shift_summary(shift_table)
+if natural_shift.empty:
+    print(f"{dataset}: the test split is drawn like the training data; no natural shift to report")
+else:
+    display(natural_shift.round(4))
 
 # %% [markdown]
 # Per corruption at severity 3, ECE (15 equal-width bins): which kinds of

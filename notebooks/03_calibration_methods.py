@@ -56,9 +56,8 @@ import torch
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.augment import augmented_copy
+from calibkd.augment import augmented_view
 from calibkd.calibration import make_calibrator
-from calibkd.data import Split
 from calibkd.notebook import parameters_from_globals, start
 from calibkd.shift import Suite, evaluate_suite
 from calibkd.train import predict_logits
@@ -140,8 +139,7 @@ train = ctx.training_split(ce_recipe).subset(10_000, seed)
 inputs = {
     "test": ctx.data.test,
     "train": train,
-    "train (augmented)": Split(augmented_copy(train.images, info.crop_padding, info.horizontal_flip, seed + 100),
-                               train.labels),
+    "train (augmented)": augmented_view(train, info, seed + 100),
 }
 probs = {(v, split): metrics.softmax(logit_fn(v)(data.images)) for v in variants for split, data in inputs.items()}
 labels = {split: data.labels.cpu() for split, data in inputs.items()}

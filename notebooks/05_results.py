@@ -264,6 +264,63 @@ if long_tail_batch:
     long_tail_verdicts = (tail_evidence.groupby(["claim", "regime"])["outcome"].apply(claims.verdict)
                           .rename("verdict").reset_index())
 verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
+
+# %% [markdown]
+# ## 183 classes with known ambiguity: the glyph batch
+#
+# The same central comparison on the tied glyphs (`papermill_runs/glyphs-central`,
+# `claims.CARDINALITY_BATCH`): 183 characters, 29 homoglyph groups whose
+# true posterior is uniform over the group, test fonts from lineages no
+# model trained on. Mean over seeds [95 % interval] of the accuracy and
+# calibration columns above, plus:
+# - **font shift**: the change from new images of the training fonts to the
+#   held-out fonts (held-out minus in-distribution), a natural shift beside
+#   the corruption mean;
+# - **KL to truth** and **group uniformity** of each student on test
+#   (chapter 02's fidelity scores: 0 and 1 are the truth).
+#
+# Then chapter 04's claim comparisons on these runs, with C-shift also
+# tested on the held-out fonts, and C-cardinality's cross-dataset table:
+# each contrast's per-seed effect on glyphs and on Fashion-MNIST, and Welch's
+# interval of their difference.
+
+# %%
+from calibkd.results import finished_runs  # noqa: E402
+
+glyph_root = PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH
+glyph_verdicts = pd.DataFrame(columns=verdicts.columns)
+if finished_runs(glyph_root):
+    glyph_runs = collect(glyph_root)
+    glyph_table = claims.batch_table(glyph_runs)
+    glyph_seeds = sorted(glyph_runs["seed"].dropna().unique().tolist())
+    glyph_regimes = [r for r in ("default", "overconfident") if r in set(glyph_table["regime"])]
+    print(f"batch {glyph_root.name}: {glyph_runs['run_id'].nunique()} finished runs, seeds {glyph_seeds}")
+    glyph_summary = summarize(glyph_table[glyph_table["severity"] == 0].drop(columns="severity"))
+    glyph_shown = {("test", "accuracy"): "accuracy", ("test", "ece"): "ECE", ("test", "nll"): "NLL",
+                   (claims.SHIFT_MEAN, "ece"): "corruption ECE",
+                   (claims.NATURAL_SHIFT_CHANGE, "accuracy"): "font shift: Δ accuracy",
+                   (claims.NATURAL_SHIFT_CHANGE, "ece"): "font shift: Δ ECE",
+                   ("test", "kl_true"): "KL to truth", ("test", "group_uniformity"): "group uniformity"}
+    keep = [(w, m) in glyph_shown for w, m in zip(glyph_summary["where"], glyph_summary["metric"])]
+    glyph_picked = glyph_summary[keep].copy()
+    glyph_picked["column"] = [glyph_shown[(w, m)] for w, m in zip(glyph_picked["where"], glyph_picked["metric"])]
+    for regime in glyph_regimes:
+        print(f"glyphs, regime {regime}")
+        wide = with_interval(glyph_picked[glyph_picked["regime"] == regime]).pivot_table(
+            index="model", columns="column", values="value", aggfunc="first")
+        display(wide[[c for c in glyph_shown.values() if c in wide.columns]])
+    glyph_evidence = claims.evaluate(glyph_table, claims.default_comparisons(glyph_regimes))
+    display(glyph_evidence.round(4))
+    outputs.table(glyph_evidence, "claims_glyphs_evidence_05")
+    glyph_verdicts = (glyph_evidence.groupby(["claim", "regime"])["outcome"].apply(claims.verdict)
+                      .rename("verdict").reset_index())
+    glyph_verdicts["claim"] = glyph_verdicts["claim"] + " (glyphs)"
+    cardinality_table = claims.cardinality_evidence(table, glyph_table, root.name, glyph_root.name)
+    display(cardinality_table.round(4))
+    outputs.table(cardinality_table, "claims_cardinality_evidence_05")
+else:
+    print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run {glyph_root}`")
+verdicts = pd.concat([verdicts, glyph_verdicts], ignore_index=True)
 outputs.table(verdicts, "claims_05")
 
 # %% [markdown]

@@ -117,7 +117,9 @@ def test_diagnosis_on_glyphs_compares_soft_outputs_with_the_truth(tmp_path, monk
         kernel_name="python3", progress_bar=False, cwd=str(NOTEBOOK_DIR),
     )
     truth = pd.read_csv(tmp_path / "truth_02.csv")
-    assert set(truth.split) == {"test", "train", "train (augmented)"}
+    assert set(truth.split) == {"test", "train", "train (augmented)", "train fonts, new images"}
     assert {"kl_true", "tv_true", "group_mass", "group_uniformity", "group_recovery_auc"} == set(truth.metric)
     assert (truth[truth.metric == "kl_true"].value > 0).all()
     assert (tmp_path / "figures" / "02_truth.png").is_file()
+    shift = pd.read_csv(tmp_path / "shift_02.csv")  # held-out fonts against new images of the training fonts
+    assert {"clean", "in_distribution"} <= set(shift.condition)
