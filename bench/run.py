@@ -52,6 +52,7 @@ from calibkd.data import DataSplits, RawDataset, make_splits  # noqa: E402
 from calibkd.models import build_model  # noqa: E402
 from calibkd.runtime import set_determinism  # noqa: E402
 from calibkd.students import train_student  # noqa: E402
+from calibkd.study import KERNEL_ENV  # noqa: E402
 from calibkd.teacher_cache import TeacherLogits  # noqa: E402
 from calibkd.train import predict_logits, train_model  # noqa: E402
 
@@ -310,7 +311,11 @@ def study_seconds(run: bool) -> dict[str, Any]:
             start = time.perf_counter()
             subprocess.run([sys.executable, "-m", "calibkd.study", "--output", str(Path(tmp) / "out")],
                            env=env, check=True, cwd=ROOT)
-            return {"seconds": time.perf_counter() - start, "how": "measured now, empty model cache"}
+            seconds = time.perf_counter() - start
+            record = json.loads(next((Path(tmp) / "out").glob("*/provenance.json")).read_text())
+            return {"seconds": seconds, "per_notebook": record["seconds"],
+                    "kernel_omp_wait_policy": KERNEL_ENV["OMP_WAIT_POLICY"],  # calibkd.study sets it
+                    "how": "measured now, empty model cache"}
     runs = sorted((ROOT / "papermill_runs" / "study").glob("default-*/provenance.json"),
                   key=lambda p: p.stat().st_mtime)
     if not runs:
@@ -414,6 +419,8 @@ def format_table(report: dict[str, Any]) -> str:
     study = report["study"]
     if study["seconds"] is not None:
         lines.append(f"default study: {study['seconds']:.0f}s ({study['how']})")
+        for name, seconds in study.get("per_notebook", {}).items():
+            lines.append(f"  {name}: {seconds:.0f}s")
     return "\n".join(lines)
 
 
