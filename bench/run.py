@@ -52,7 +52,7 @@ from calibkd.data import DataSplits, RawDataset, make_splits  # noqa: E402
 from calibkd.models import build_model  # noqa: E402
 from calibkd.runtime import set_determinism  # noqa: E402
 from calibkd.students import train_student  # noqa: E402
-from calibkd.study import KERNEL_ENV  # noqa: E402
+from calibkd.study import kernel_environment  # noqa: E402
 from calibkd.teacher_cache import TeacherLogits  # noqa: E402
 from calibkd.train import predict_logits, train_model  # noqa: E402
 
@@ -314,7 +314,7 @@ def study_seconds(run: bool) -> dict[str, Any]:
             seconds = time.perf_counter() - start
             record = json.loads(next((Path(tmp) / "out").glob("*/provenance.json")).read_text())
             return {"seconds": seconds, "per_notebook": record["seconds"],
-                    "kernel_omp_wait_policy": KERNEL_ENV["OMP_WAIT_POLICY"],  # calibkd.study sets it
+                    "kernel_omp_wait_policy": kernel_environment()["OMP_WAIT_POLICY"],
                     "how": "measured now, empty model cache"}
     runs = sorted((ROOT / "papermill_runs" / "study").glob("default-*/provenance.json"),
                   key=lambda p: p.stat().st_mtime)

@@ -32,7 +32,7 @@ import yaml
 from calibkd import run_store
 from calibkd.batches import RunSpec
 from calibkd.checkpoints import atomic_write_text, params_key
-from calibkd.study import KERNEL_ENV, notebook_path, provenance
+from calibkd.study import kernel_environment, notebook_path, provenance
 
 #: Thread settings Dask's nanny puts into its workers' environment: a run gets
 #: the runner's values instead (or none), so it behaves as a sequential run.
@@ -44,10 +44,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def runner_environment() -> dict[str, str | None]:
     """What every run's process gets from the runner's environment: the
     ``CALIBKD_*`` variables (model cache, data, offline mode), the thread
-    settings (None: unset) and the kernel settings of ``study.KERNEL_ENV``."""
+    settings (None: unset) and the kernel settings of ``study.kernel_environment``
+    (the caller's ``OMP_WAIT_POLICY``, PASSIVE when unset)."""
     env: dict[str, str | None] = {k: v for k, v in os.environ.items() if k.startswith("CALIBKD_")}
     env.update({name: os.environ.get(name) for name in THREAD_VARIABLES})
-    env.update(KERNEL_ENV)
+    env.update(kernel_environment())
     return env
 
 

@@ -34,7 +34,18 @@ from calibkd.config import NOTEBOOK_PARAMETERS, PROJECT_ROOT, ConfigError, resul
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
-KERNEL_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+#: What every notebook kernel of a study or batch run gets, besides ``OMP_WAIT_POLICY``.
+KERNEL_ENV = {"CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+#: The kernels' OpenMP wait policy when the caller sets none: PASSIVE degrades
+#: gracefully when jobs share the cores, ACTIVE is faster on an idle machine
+#: (README, benchmark); ``OMP_WAIT_POLICY=ACTIVE make study`` chooses it.
+DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
+
+
+def kernel_environment() -> dict[str, str]:
+    """The environment settings every kernel gets: ``KERNEL_ENV`` and the
+    caller's ``OMP_WAIT_POLICY`` (``DEFAULT_OMP_WAIT_POLICY`` when unset)."""
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or DEFAULT_OMP_WAIT_POLICY, **KERNEL_ENV}
 
 
 def notebook_path(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
@@ -96,7 +107,7 @@ def provenance() -> dict[str, Any]:
         "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
         "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "kernel_env": KERNEL_ENV,
+        "kernel_env": kernel_environment(),
     }
 
 
@@ -118,7 +129,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     atomic_write_text(staging / "parameters.yaml", yaml.safe_dump(resolved, sort_keys=False))
     timings = {}
     old_env = os.environ.copy()
-    os.environ.update(KERNEL_ENV)  # the kernels papermill starts inherit it
+    os.environ.update(kernel_environment())  # the kernels papermill starts inherit it
     try:
         for name in notebooks:
             params = dict(resolved[name], output_dir=str(staging.resolve()))

@@ -240,6 +240,14 @@ def test_a_run_locked_by_another_process_is_not_run(tmp_path, stand_in):
     assert not any((root / "runs").glob(f"{spec.run_id}*"))
 
 
+def test_kernels_get_the_callers_omp_wait_policy_and_passive_when_unset(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert runner_environment()["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    env = runner_environment()
+    assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["CALIBKD_PROGRESS"] == "0"
+
+
 def test_the_local_cluster_is_sized_to_the_cores_or_the_gpus(tmp_path, stand_in, monkeypatch):
     import torch
 
