@@ -319,7 +319,7 @@ if finished_runs(glyph_root):
     display(cardinality_table.round(4))
     outputs.table(cardinality_table, "claims_cardinality_evidence_05")
 else:
-    print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run {glyph_root}`")
+    print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run papermill_runs/{glyph_root.name}`")
 verdicts = pd.concat([verdicts, glyph_verdicts], ignore_index=True)
 outputs.table(verdicts, "claims_05")
 
