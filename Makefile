@@ -21,8 +21,19 @@ study: setup data
 
 # As root (CI) the site's browser test must run: it fails rather than skips
 # when Chromium is missing; elsewhere it skips and says how to install it.
+#
+# A rare native crash inside torch's CPU backward (a general protection fault
+# in oneDNN's JIT code; README, "Known issues") kills the whole pytest process
+# about once in several full runs. Test failures (exit status 1-5) fail at
+# once; only a death by signal (status >= 128) is reported and the suite is
+# run once more, in full, so that it must then pass.
 test: setup data browser
-	CALIBKD_REQUIRE_BROWSER=$$(test "$$(id -u)" = 0 && echo 1) $(PY) -m pytest -q
+	@export CALIBKD_REQUIRE_BROWSER=$$(test "$$(id -u)" = 0 && echo 1); \
+	$(PY) -m pytest -q; status=$$?; \
+	if [ $$status -ge 128 ]; then \
+	  echo "*** pytest died from signal $$((status - 128)) (a native crash, not a test failure; README: Known issues): running the suite once more"; \
+	  $(PY) -m pytest -q; status=$$?; \
+	fi; exit $$status
 	$(MAKE) nbval
 
 # nbval runs one kernel at a time and nothing else computes meanwhile, so CI
