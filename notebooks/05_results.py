@@ -109,13 +109,26 @@ display(with_interval(teachers).pivot_table(index=["regime", "model"], columns="
 shown = {("test", "accuracy"): "accuracy", ("test", "ece"): "ECE", ("test after TS", "ece"): "ECE after TS",
          (claims.SHIFT_MEAN, "ece"): "shift ECE", ("mixture_0.5", "soft_nll"): "mixture NLL",
          ("hard_slice", "nll"): "hard-slice NLL", ("test", "agreement"): "agreement"}
-picked = summary[[(w, m) in shown for w, m in zip(summary["where"], summary["metric"])]].copy()
-picked["column"] = [shown[(w, m)] for w, m in zip(picked["where"], picked["metric"])]
-for regime in regimes:
-    print(f"regime {regime}")
-    wide = with_interval(picked[picked["regime"] == regime]).pivot_table(
-        index="model", columns="column", values="value", aggfunc="first")
-    display(wide[[c for c in shown.values() if c in wide.columns]])
+
+
+def pick_columns(summary, shown):
+    """The summary rows whose (where, metric) is a key of ``shown``, named by its value in ``column``."""
+    picked = summary[[(w, m) in shown for w, m in zip(summary["where"], summary["metric"])]].copy()
+    picked["column"] = [shown[(w, m)] for w, m in zip(picked["where"], picked["metric"])]
+    return picked
+
+
+def display_by_regime(picked, shown, regimes, label=""):
+    """One table per regime: a row per model, mean [95 % interval] per column of ``shown``."""
+    for regime in regimes:
+        print(f"{label}regime {regime}")
+        wide = with_interval(picked[picked["regime"] == regime]).pivot_table(
+            index="model", columns="column", values="value", aggfunc="first")
+        display(wide[[c for c in shown.values() if c in wide.columns]])
+
+
+picked = pick_columns(summary, shown)
+display_by_regime(picked, shown, regimes)
 
 # %% [markdown]
 # ## Per-method bars with intervals
@@ -301,14 +314,7 @@ if finished_runs(glyph_root):
                    (claims.NATURAL_SHIFT_CHANGE, "accuracy"): "font shift: Δ accuracy",
                    (claims.NATURAL_SHIFT_CHANGE, "ece"): "font shift: Δ ECE",
                    ("test", "kl_true"): "KL to truth", ("test", "group_uniformity"): "group uniformity"}
-    keep = [(w, m) in glyph_shown for w, m in zip(glyph_summary["where"], glyph_summary["metric"])]
-    glyph_picked = glyph_summary[keep].copy()
-    glyph_picked["column"] = [glyph_shown[(w, m)] for w, m in zip(glyph_picked["where"], glyph_picked["metric"])]
-    for regime in glyph_regimes:
-        print(f"glyphs, regime {regime}")
-        wide = with_interval(glyph_picked[glyph_picked["regime"] == regime]).pivot_table(
-            index="model", columns="column", values="value", aggfunc="first")
-        display(wide[[c for c in glyph_shown.values() if c in wide.columns]])
+    display_by_regime(pick_columns(glyph_summary, glyph_shown), glyph_shown, glyph_regimes, label="glyphs, ")
     glyph_evidence = claims.evaluate(glyph_table, claims.default_comparisons(glyph_regimes))
     display(glyph_evidence.round(4))
     outputs.table(glyph_evidence, "claims_glyphs_evidence_05")
