@@ -366,6 +366,17 @@ class DataSplits:
         """True when every split carries its true label distributions."""
         return all(s.true_probs is not None for s in (self.train, self.val, self.test))
 
+    def generated_identity(self) -> str | dict | None:
+        """What identifies generated data (glyphs, mixture) in a model's cache
+        key: its content hash (or generation key), with the number of training
+        images held out as ``iid_test`` where some are; None for data that is
+        not generated."""
+        if self.manifest is None:
+            return None
+        content = self.manifest.get("content_sha256") or self.manifest["key"]
+        held_out = self.manifest.get("seen_font_test_images")
+        return content if held_out is None else {"content": content, "seen_font_test_images": held_out}
+
     def sizes(self) -> dict[str, int]:
         sizes = {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
         if self.iid_test is not None:

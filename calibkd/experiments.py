@@ -90,9 +90,7 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
     }
     if data.manifest is not None:
         # generated data (glyphs, mixture): what was generated, not just its name
-        content = data.manifest.get("content_sha256") or data.manifest["key"]
-        held_out = data.manifest.get("seen_font_test_images")  # glyph training-font images kept out of training
-        params["data"] = content if held_out is None else {"content": content, "seen_font_test_images": held_out}
+        params["data"] = data.generated_identity()
     if init is not None:
         params["init_from"] = {"recipe": init.recipe.name, "key": init.record["key"]}
     if extra:

@@ -295,13 +295,14 @@ def natural_shift_summary(table: pd.DataFrame, metrics_shown: Sequence[str] = ("
     corruptions and severities on the test split. ``table`` is
     ``evaluate_suite`` output; empty when it has no ``in_distribution`` rows."""
     shown = table[table.metric.isin(metrics_shown)]
-    corrupted = shown[(shown.condition == "corruption_mean") & (shown.severity > 0)]
+
+    def by_model(rows: pd.DataFrame) -> pd.DataFrame:
+        return rows.pivot_table(index="model", columns="metric", values="value", sort=False)
+
     parts = {
-        "in distribution": shown[shown.condition == "in_distribution"].pivot_table(
-            index="model", columns="metric", values="value", sort=False),
-        "held-out test": shown[shown.condition == "clean"].pivot_table(
-            index="model", columns="metric", values="value", sort=False),
-        "corruptions (mean)": corrupted.pivot_table(index="model", columns="metric", values="value", sort=False),
+        "in distribution": by_model(shown[shown.condition == "in_distribution"]),
+        "held-out test": by_model(shown[shown.condition == "clean"]),
+        "corruptions (mean)": by_model(shown[(shown.condition == "corruption_mean") & (shown.severity > 0)]),
     }
     if parts["in distribution"].empty:
         return pd.DataFrame()
