@@ -323,6 +323,11 @@ class Profile:
     description: str = ""
     #: epochs of fine-tuning for DUS and its plain-CE control (at lr / 10)
     finetune_epochs: int = 3
+    #: the robustness suite's corruptions and severities (None: all of them);
+    #: the smoke profile keeps one corruption per family at three severities,
+    #: since the suite, not training, dominates a smoke run
+    suite_corruptions: tuple[str, ...] | None = None
+    suite_severities: tuple[int, ...] | None = None
 
 
 #: The long-tail regime's imbalance ratio: the largest class of the training
@@ -350,6 +355,8 @@ def _profile(
     student_epochs: int,
     monitor_size: int,
     finetune_epochs: int,
+    suite_corruptions: tuple[str, ...] | None = None,
+    suite_severities: tuple[int, ...] | None = None,
 ) -> Profile:
     default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
     # Brief section 3b: same architecture, longer, no augmentation or weight decay,
@@ -369,6 +376,8 @@ def _profile(
         },
         student=Recipe("student_ce", student, replace(default, epochs=student_epochs)),
         finetune_epochs=finetune_epochs,
+        suite_corruptions=suite_corruptions,
+        suite_severities=suite_severities,
     )
 
 
@@ -378,6 +387,7 @@ PROFILES: dict[str, Profile] = {
         SplitConfig(val_size=500, train_size=2_000, test_size=1_000),
         TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
         overconfident_subset=500, student_epochs=2, monitor_size=500, finetune_epochs=1,
+        suite_corruptions=("gaussian_noise", "defocus_blur", "fog", "contrast"), suite_severities=(1, 3, 5),
     ),
     "default": _profile(
         "default", "minutes on 2 CPU cores: the committed study",

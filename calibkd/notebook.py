@@ -22,6 +22,7 @@ from calibkd.config import (
 from calibkd.data import DataSplits, Split, make_splits
 from calibkd.experiments import TrainedModel, get_trained, set_training_allowed
 from calibkd.runtime import resolve_device, set_determinism
+from calibkd.shift import Suite
 from calibkd.student_stage import StudentStage
 from calibkd.train import training_examples
 
@@ -111,6 +112,13 @@ class StudyContext:
             return self.trained(self.variant_recipe(regime, method, loss_overrides))
 
         return StudentStage(self.data, self.device, regime, student, source, dus_teacher, cudp_map)
+
+    def suite(self, test_size: int | None, mixture_count: int = 2000) -> Suite:
+        """The robustness suite of this run on ``test_size`` seeded test images:
+        every corruption and severity, or the profile's reduced set (smoke)."""
+        reduced = {"corruptions": self.profile.suite_corruptions, "severities": self.profile.suite_severities}
+        return Suite(test_size=test_size, mixture_count=mixture_count, seed=self.params["seed"],
+                     **{name: value for name, value in reduced.items() if value is not None})
 
     def training_split(self, recipe: Recipe) -> Split:
         """The training examples ``recipe`` was fitted on (its subset or long

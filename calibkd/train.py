@@ -77,6 +77,26 @@ def predict_logits(model: nn.Module, images: torch.Tensor, batch_size: int = 512
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+def remember_recent(fn: Callable[[torch.Tensor], torch.Tensor], size: int = 4
+                    ) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``fn`` that returns its earlier result when called again on one of the
+    last ``size`` input tensors (the same objects, not equal values): teacher
+    variants that share one model (a teacher and its post-hoc calibrations)
+    then run it once per input set, not once per variant."""
+    recent: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def remembered(images: torch.Tensor) -> torch.Tensor:
+        for seen, result in recent:
+            if seen is images:
+                return result
+        result = fn(images)
+        recent.insert(0, (images, result))
+        del recent[size:]
+        return result
+
+    return remembered
+
+
 def _score(model: nn.Module, split: Split) -> dict[str, float]:
     probs = metrics.softmax(predict_logits(model, split.images))
     return {

@@ -66,7 +66,7 @@ from calibkd.augment import augmented_view
 from calibkd.corruptions import CORRUPTIONS, SEVERITIES, corrupt
 from calibkd.data import denormalize
 from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import Suite, evaluate_suite, natural_shift_summary, pooled_corrupted_split
+from calibkd.shift import evaluate_suite, natural_shift_summary, pooled_corrupted_split
 from calibkd.train import predict_logits
 
 plots.set_style()
@@ -312,7 +312,7 @@ ctx.outputs.figure(fig, "02_corruption_examples")
 # an overconfident one keeps its confidence while its accuracy drops.
 
 # %%
-suite = Suite(test_size=shift_test_size, seed=seed)
+suite = ctx.suite(shift_test_size)
 shift_table = evaluate_suite({f"teacher ({n})": t.model for n, t in teachers.items()}, ctx.data, suite)
 ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_02")
 fig = plots.shift_curves(shift_table)

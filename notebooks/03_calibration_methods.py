@@ -59,8 +59,8 @@ from calibkd import metrics, plots
 from calibkd.augment import augmented_view
 from calibkd.calibration import make_calibrator
 from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import Suite, evaluate_suite
-from calibkd.train import predict_logits
+from calibkd.shift import evaluate_suite
+from calibkd.train import predict_logits, remember_recent
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -112,13 +112,16 @@ for name, calibrator in calibrators.items():
     print(f"{name}: validation NLL {calibrator.nll_before:.4f} -> {calibrator.nll_after:.4f}")
 
 
+ce_logits = remember_recent(lambda images: predict_logits(ce.model, images))  # one CE pass per input set
+
+
 def logit_fn(name):
     """Images -> log-probabilities of one teacher variant (a softmax of them gives its probabilities)."""
     if name == "CE":
-        return lambda images: predict_logits(ce.model, images)
+        return ce_logits
     if name.startswith("CE + "):
         calibrator = calibrators[name[5:]]
-        return lambda images: calibrator.probs(predict_logits(ce.model, images)).log().float()
+        return lambda images: calibrator.probs(ce_logits(images)).log().float()
     model = trained[name].model
     return lambda images: predict_logits(model, images)
 
@@ -156,7 +159,7 @@ for (variant, split), p in probs.items():
 # severities 1-5.
 
 # %%
-suite = Suite(test_size=shift_test_size, mixture_count=1000, seed=seed)
+suite = ctx.suite(shift_test_size, mixture_count=1000)
 shift_table = evaluate_suite({v: logit_fn(v) for v in variants}, ctx.data, suite)
 ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_03")
 corrupted = shift_table[(shift_table.condition == "corruption_mean") & (shift_table.severity > 0)]

@@ -62,7 +62,7 @@ from calibkd import metrics, plots
 from calibkd.augment import augmented_view
 from calibkd.config import STUDENT_METHODS
 from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import Suite, evaluate_suite, natural_shift_summary
+from calibkd.shift import evaluate_suite, natural_shift_summary
 from calibkd.student_stage import class_group_scores, score_students, sweep_methods, target_diagnostics
 from calibkd.train import long_tail_of, predict_logits, training_examples
 
@@ -196,7 +196,7 @@ def tidy(frame, split, regime):
 # %%
 models = {name: r.model for name, r in results.items()}
 scores = score_students(results, ctx.data).assign(regime=main_regime)
-suite = Suite(test_size=shift_test_size, mixture_count=1000, seed=seed)
+suite = ctx.suite(shift_test_size, mixture_count=1000)
 shift_table = evaluate_suite(models, ctx.data, suite).assign(regime=main_regime)
 ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_04")
 
