@@ -74,24 +74,24 @@ $(STAMP): pyproject.toml constraints.txt
 
 # The glyph tests need four small font packages (about 13 MB; apt-get, as
 # root); the full list (46 packages, about 210 MB) is installed by
-# `python -m calibkd.fetch_data glyphs`. Without root the glyph tests that
+# `python -m calibkd.data.fetch glyphs`. Without root the glyph tests that
 # need fonts are skipped; as root they fail if the fonts are missing.
 data: setup
-	$(PY) -m calibkd.fetch_data fashion_mnist
-	$(PY) -m calibkd.fetch_data glyphs --size smoke || echo "glyph fonts not installed: glyph tests that render fonts will be skipped"
+	$(PY) -m calibkd.data.fetch fashion_mnist
+	$(PY) -m calibkd.data.fetch glyphs --size smoke || echo "glyph fonts not installed: glyph tests that render fonts will be skipped"
 
 # Rebuild the committed notebooks from their paired .py sources and execute
 # them in place with the default parameters (models come from the cache).
 notebooks: setup data
-	$(PY) -m calibkd.notebook_tools execute notebooks/*.py
-	$(PY) -m calibkd.notebook_tools smoke notebooks/*.py
+	$(PY) -m calibkd.course.notebook_tools execute notebooks/*.py
+	$(PY) -m calibkd.course.notebook_tools smoke notebooks/*.py
 
 sync: setup
-	$(PY) -m calibkd.notebook_tools sync notebooks/*.py
+	$(PY) -m calibkd.course.notebook_tools sync notebooks/*.py
 
 # Re-execute the chapters' smoke copies (tests/notebooks_smoke/) after a chapter changes.
 smoke-copies: setup data
-	$(PY) -m calibkd.notebook_tools smoke notebooks/*.py
+	$(PY) -m calibkd.course.notebook_tools smoke notebooks/*.py
 
 clean-cache:
 	rm -rf .cache/models
@@ -108,7 +108,7 @@ browser:
 	else echo "chromium is missing and this is not root: the site's browser test will be skipped"; fi
 
 student-edition: setup
-	$(PY) -m calibkd.editions
+	$(PY) -m calibkd.course.editions
 
 site: setup
-	$(PY) -m calibkd.site build
+	$(PY) -m calibkd.course.site build

@@ -45,16 +45,17 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from calibkd import distill  # noqa: E402
-from calibkd.calibration import make_calibrator  # noqa: E402
-from calibkd.config import DistillMethod, SplitConfig, TrainConfig, get_profile  # noqa: E402
-from calibkd.data import DataSplits, RawDataset, make_splits  # noqa: E402
-from calibkd.models import build_model  # noqa: E402
+from calibkd.config import DistillMethod, SplitConfig, get_profile  # noqa: E402
+from calibkd.data.splits import DataSplits, RawDataset, make_splits  # noqa: E402
+from calibkd.methods import distill  # noqa: E402
+from calibkd.methods.calibration import make_calibrator  # noqa: E402
+from calibkd.nn.inference import predict_logits
+from calibkd.nn.models import build_model  # noqa: E402
 from calibkd.runtime import set_determinism  # noqa: E402
-from calibkd.students import train_student  # noqa: E402
-from calibkd.study import kernel_environment  # noqa: E402
-from calibkd.teacher_cache import TeacherLogits  # noqa: E402
-from calibkd.train import predict_logits, train_model  # noqa: E402
+from calibkd.study.runner import kernel_environment  # noqa: E402
+from calibkd.training.loop import train_model  # noqa: E402
+from calibkd.training.students import train_student  # noqa: E402
+from calibkd.training.teacher_logits import TeacherLogits  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -309,7 +310,7 @@ def study_seconds(run: bool) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             env = dict(os.environ, CALIBKD_CACHE=str(Path(tmp) / "cache"))
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "calibkd.study", "--output", str(Path(tmp) / "out")],
+            subprocess.run([sys.executable, "-m", "calibkd.study.runner", "--output", str(Path(tmp) / "out")],
                            env=env, check=True, cwd=ROOT)
             seconds = time.perf_counter() - start
             record = json.loads(next((Path(tmp) / "out").glob("*/provenance.json")).read_text())

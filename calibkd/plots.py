@@ -25,7 +25,7 @@ def image_grid(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence
                per_class: int = 6) -> plt.Figure:
     """``per_class`` example images of every class, one row per class.
 
-    ``images`` are at pixel scale 0-1 (see ``calibkd.data.denormalize``).
+    ``images`` are at pixel scale 0-1 (see ``calibkd.data.splits.denormalize``).
     More than ``MANY_CLASSES`` classes (glyphs) are drawn as one compact
     canvas with the rows wrapped into several columns.
     """

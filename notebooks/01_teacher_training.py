@@ -42,8 +42,12 @@
 # the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
 # wheel or git URL your instructor gives you). Installed already: nothing happens.
 import importlib.util
+
 if importlib.util.find_spec("calibkd") is None:
-    import os, pathlib, subprocess, sys
+    import os
+    import pathlib
+    import subprocess
+    import sys
     _source = os.environ.get("CALIBKD_SOURCE") or next(
         (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
     if not _source:
@@ -57,9 +61,9 @@ import pandas as pd
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.data import denormalize
-from calibkd.notebook import parameters_from_globals, start
-from calibkd.train import predict_logits
+from calibkd.data.splits import denormalize
+from calibkd.nn.inference import predict_logits
+from calibkd.study.context import parameters_from_globals, start
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -78,7 +82,7 @@ lr = None
 num_threads = 2
 device = "auto"
 output_dir = ""  # folder for figures and tables; empty: only shown here
-train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
+train_missing = True  # False: load every model from the model cache (python -m calibkd.training.cache_archive import), never train
 
 # %%
 params = parameters_from_globals("01_teacher_training", globals(), _before_parameters)

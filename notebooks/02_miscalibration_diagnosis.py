@@ -45,8 +45,12 @@
 # the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
 # wheel or git URL your instructor gives you). Installed already: nothing happens.
 import importlib.util
+
 if importlib.util.find_spec("calibkd") is None:
-    import os, pathlib, subprocess, sys
+    import os
+    import pathlib
+    import subprocess
+    import sys
     _source = os.environ.get("CALIBKD_SOURCE") or next(
         (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
     if not _source:
@@ -56,18 +60,22 @@ if importlib.util.find_spec("calibkd") is None:
     importlib.invalidate_caches()
 
 # %%
-import pandas as pd
 import matplotlib.pyplot as plt
+import pandas as pd
 import seaborn as sns
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.augment import augmented_view
-from calibkd.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from calibkd.data import denormalize
-from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import evaluate_suite, natural_shift_summary, pooled_corrupted_split
-from calibkd.train import predict_logits
+from calibkd.data.augment import augmented_view
+from calibkd.data.splits import denormalize
+from calibkd.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+from calibkd.evaluation.shift import (
+    evaluate_suite,
+    natural_shift_summary,
+    pooled_corrupted_split,
+)
+from calibkd.nn.inference import predict_logits
+from calibkd.study.context import parameters_from_globals, start
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -85,7 +93,7 @@ lr = None
 num_threads = 2
 device = "auto"
 output_dir = ""
-train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
+train_missing = True  # False: load every model from the model cache (python -m calibkd.training.cache_archive import), never train
 shift_test_size = None  # test images for the corruption suite; None: the whole test split
 
 # %%
@@ -262,7 +270,7 @@ ctx.outputs.table(recovery_table, "group_recovery_02")
 # student distilled on training inputs would learn.
 
 # %%
-from calibkd import fidelity
+from calibkd.evaluation import fidelity
 
 if ctx.data.known_posterior:
     scored, per_group = {}, []
@@ -292,7 +300,7 @@ else:
 # (gaussian, shot, impulse), blur (defocus, glass, motion, zoom), weather
 # (snow, frost, fog) and digital (brightness, contrast, elastic, pixelate,
 # JPEG), five severities each, computed on the fly from the test split with
-# the published CIFAR per-severity constants (`calibkd.corruptions`). At
+# the published CIFAR per-severity constants (`calibkd.evaluation.corruptions`). At
 # 28 px, constants defined in pixels (noise levels, blur radii) are kept and
 # constants defined relative to the image (elastic, pixelate, the fog and
 # frost layers) follow its size. The frost photographs of the original cannot
@@ -405,7 +413,7 @@ print(severity_table[severity_table.metric.isin(["accuracy", "ece"]) & severity_
 # %%
 import torch
 
-from calibkd import calibration
+from calibkd.methods import calibration
 
 toy_generator = torch.Generator().manual_seed(0)
 toy_logits = 1.5 * torch.randn(4000, 5, generator=toy_generator, dtype=torch.float64)

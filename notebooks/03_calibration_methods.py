@@ -38,8 +38,12 @@
 # the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
 # wheel or git URL your instructor gives you). Installed already: nothing happens.
 import importlib.util
+
 if importlib.util.find_spec("calibkd") is None:
-    import os, pathlib, subprocess, sys
+    import os
+    import pathlib
+    import subprocess
+    import sys
     _source = os.environ.get("CALIBKD_SOURCE") or next(
         (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
     if not _source:
@@ -56,11 +60,11 @@ import torch
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.augment import augmented_view
-from calibkd.calibration import make_calibrator
-from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import evaluate_suite
-from calibkd.train import predict_logits, remember_recent
+from calibkd.data.augment import augmented_view
+from calibkd.evaluation.shift import evaluate_suite
+from calibkd.methods.calibration import make_calibrator
+from calibkd.nn.inference import predict_logits, remember_recent
+from calibkd.study.context import parameters_from_globals, start
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -77,7 +81,7 @@ shift_test_size = 2000  # test images for the corruption suite; None: the whole 
 num_threads = 2
 device = "auto"
 output_dir = ""
-train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
+train_missing = True  # False: load every model from the model cache (python -m calibkd.training.cache_archive import), never train
 
 # %%
 params = parameters_from_globals("03_calibration_methods", globals(), _before_parameters)
@@ -451,5 +455,5 @@ for v in [m for m in methods if m.startswith("dus")]:
 #    training examples (every correct but not very confident one), so the
 #    entropy bonus acts more widely. Measure with a loss override:
 #    `ctx.variant_recipe(regime, "dus_hard", {"threshold": 0.9})` (see
-#    `calibkd.losses.dus_gate`), train it with `ctx.trained`, and recompute
+#    `calibkd.methods.losses.dus_gate`), train it with `ctx.trained`, and recompute
 #    the C1 and C2 numbers of the DUS section for it.

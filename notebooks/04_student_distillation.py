@@ -42,8 +42,12 @@
 # the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
 # wheel or git URL your instructor gives you). Installed already: nothing happens.
 import importlib.util
+
 if importlib.util.find_spec("calibkd") is None:
-    import os, pathlib, subprocess, sys
+    import os
+    import pathlib
+    import subprocess
+    import sys
     _source = os.environ.get("CALIBKD_SOURCE") or next(
         (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
     if not _source:
@@ -59,12 +63,14 @@ import seaborn as sns
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.augment import augmented_view
 from calibkd.config import STUDENT_METHODS
-from calibkd.notebook import parameters_from_globals, start
-from calibkd.shift import evaluate_suite, natural_shift_summary
-from calibkd.student_stage import class_group_scores, score_students, sweep_methods, target_diagnostics
-from calibkd.train import long_tail_of, predict_logits, training_examples
+from calibkd.data.augment import augmented_view
+from calibkd.data.subsets import long_tail_of, training_examples
+from calibkd.evaluation.shift import evaluate_suite, natural_shift_summary
+from calibkd.nn.inference import predict_logits
+from calibkd.study.context import parameters_from_globals, start
+from calibkd.study.report import class_group_scores, score_students, target_diagnostics
+from calibkd.training.stage import sweep_methods
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -85,7 +91,7 @@ shift_test_size = 2000  # test images for the corruption suite; None: the whole 
 num_threads = 2
 device = "auto"
 output_dir = ""
-train_missing = True  # False: load every model from the model cache (python -m calibkd.cache import), never train
+train_missing = True  # False: load every model from the model cache (python -m calibkd.training.cache_archive import), never train
 
 # %%
 params = parameters_from_globals("04_student_distillation", globals(), _before_parameters)
@@ -258,7 +264,7 @@ ctx.outputs.figure(fig, "04_accuracy_vs_ece")
 # (bottom).
 
 # %%
-from calibkd.shift import pooled_corrupted_split  # noqa: E402
+from calibkd.evaluation.shift import pooled_corrupted_split  # noqa: E402
 
 shown = [n for n in ("kd", "kd_ts", "cud", "cudp") if n in results]
 shifted = pooled_corrupted_split(ctx.data.test, ctx.data.info.name, 3, per_corruption=200, seed=seed)
@@ -474,7 +480,8 @@ if not sensitivity.empty:
 # example's fold and are shown only through their student.
 
 # %%
-from calibkd.fidelity import fidelity_wide, stage_fidelity
+from calibkd.evaluation.fidelity import fidelity_wide
+from calibkd.study.report import stage_fidelity
 
 if ctx.data.known_posterior:
     truth_04 = pd.concat([stage_fidelity(stages[r], regime_results[r], ctx.data, sample_size=10_000, seed=seed)
@@ -521,7 +528,7 @@ for regime, frame in other_tables.items():
 # %%
 import torch
 
-from calibkd import distill
+from calibkd.methods import distill
 
 toy_probs = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]], dtype=torch.float64)
 toy_labels = torch.tensor([1, 1, 2])
@@ -550,7 +557,7 @@ print(my_wclip(toy_probs, toy_labels))
 expected = distill.wclip(toy_probs, toy_labels, eta=0.5, m=0.7)
 assert torch.allclose(my_wclip(toy_probs, toy_labels), expected), f"expected\n{expected}"
 assert torch.allclose(my_wclip(toy_probs, toy_labels, eta=0.2, m=0.9), distill.wclip(toy_probs, toy_labels, eta=0.2, m=0.9))
-print("correct: your W-Clip matches calibkd.distill.wclip")
+print("correct: your W-Clip matches calibkd.methods.distill.wclip")
 
 # %% [markdown]
 # ## What this run found

@@ -36,8 +36,12 @@
 # the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
 # wheel or git URL your instructor gives you). Installed already: nothing happens.
 import importlib.util
+
 if importlib.util.find_spec("calibkd") is None:
-    import os, pathlib, subprocess, sys
+    import os
+    import pathlib
+    import subprocess
+    import sys
     _source = os.environ.get("CALIBKD_SOURCE") or next(
         (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
     if not _source:
@@ -54,10 +58,11 @@ import pandas as pd
 import seaborn as sns
 from IPython.display import display
 
-from calibkd import claims, plots
-from calibkd.config import PROJECT_ROOT
-from calibkd.notebook import Outputs, parameters_from_globals
-from calibkd.results import collect, summarize
+from calibkd import plots
+from calibkd.paths import PROJECT_ROOT
+from calibkd.runs import claims
+from calibkd.runs.results import collect, summarize
+from calibkd.study.context import Outputs, parameters_from_globals
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -202,7 +207,7 @@ outputs.figure(fig, "05_shift_severity")
 # seed-to-seed noise of this batch.
 
 # %%
-from calibkd.results import paired_differences  # noqa: E402
+from calibkd.runs.results import paired_differences  # noqa: E402
 
 paired = paired_differences(table[table["severity"] == 0].drop(columns="severity"), reference=reference)
 paired = paired[[(w, m) in shown for w, m in zip(paired["where"], paired["metric"])]].copy()
@@ -217,7 +222,7 @@ for regime in regimes:
 # %% [markdown]
 # ## The claims, one by one
 #
-# Each claim is tested by a few paired comparisons (`calibkd.claims`); each
+# Each claim is tested by a few paired comparisons (`calibkd.runs.claims`); each
 # comparison *supports* or *contradicts* the claim when its interval excludes
 # zero on that side, and is *within noise* otherwise. The verdict: supported
 # (support, no contradiction), not supported (contradiction, no support),
@@ -298,7 +303,7 @@ verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
 # interval of their difference.
 
 # %%
-from calibkd.results import finished_runs  # noqa: E402
+from calibkd.runs.results import finished_runs  # noqa: E402
 
 glyph_root = PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH
 glyph_verdicts = pd.DataFrame(columns=verdicts.columns)
@@ -356,7 +361,7 @@ print(verdicts.to_string(index=False))
 import numpy as np
 from scipy import stats
 
-from calibkd.results import t_interval
+from calibkd.runs.results import t_interval
 
 toy_ece = pd.DataFrame({"seed": [0, 1, 2], "kd": [0.031, 0.027, 0.035], "cud": [0.024, 0.025, 0.030]})
 toy_ece["difference"] = toy_ece["cud"] - toy_ece["kd"]
@@ -377,7 +382,7 @@ print(f"mean {d.mean():+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}]")
 
 # %% tags=["check"]
 _, ref_low, ref_high, _ = t_interval(toy_ece["difference"])
-assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, f"calibkd.results.t_interval gives [{ref_low:.4f}, {ref_high:.4f}]"
+assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, f"calibkd.runs.results.t_interval gives [{ref_low:.4f}, {ref_high:.4f}]"
 assert excludes_zero == (ref_low > 0 or ref_high < 0)
 print("correct: the interval includes zero, so this comparison is within noise")
 

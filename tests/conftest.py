@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from calibkd.config import SplitConfig
-from calibkd.data import make_splits
+from calibkd.data.splits import make_splits
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool = True) -> None:

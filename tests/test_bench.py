@@ -6,7 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 
-from calibkd.config import PROJECT_ROOT
+from calibkd.paths import PROJECT_ROOT
 
 
 def load_bench():

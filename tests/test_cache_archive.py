@@ -9,12 +9,21 @@ import tarfile
 import pytest
 import torch
 
-from calibkd import cache as model_cache
-from calibkd.batches import load_batch, read_record, run_id_for
 from calibkd.config import (
-    PARAMETER_RULES, RESULT_NEUTRAL_PARAMETERS, ConfigError, ModelConfig, Recipe, TrainConfig,
+    PARAMETER_RULES,
+    RESULT_NEUTRAL_PARAMETERS,
+    ModelConfig,
+    Recipe,
+    TrainConfig,
 )
-from calibkd.experiments import MissingModelError, get_trained, set_training_allowed
+from calibkd.errors import ConfigError
+from calibkd.runs.batches import load_batch, read_record, run_id_for
+from calibkd.training import cache_archive as model_cache
+from calibkd.training.model_cache import (
+    MissingModelError,
+    get_trained,
+    set_training_allowed,
+)
 
 RECIPE = Recipe("tiny", ModelConfig("small_cnn", (("width", 4),)),
                 TrainConfig(epochs=1, batch_size=64, lr=0.05, monitor_size=100))
@@ -37,7 +46,7 @@ def test_export_then_import_loads_the_same_model_without_training(tiny_splits, t
     fresh = tmp_path / "class-cache"
     monkeypatch.setenv("CALIBKD_CACHE", str(fresh))
     set_training_allowed(False)
-    with pytest.raises(MissingModelError, match="calibkd.cache import"):
+    with pytest.raises(MissingModelError, match="calibkd.training.cache_archive import"):
         get_trained(RECIPE, tiny_splits, progress=False)
     assert model_cache.import_cache(archive) == {"added": 1, "present": 0}
     assert model_cache.import_cache(archive) == {"added": 0, "present": 1}

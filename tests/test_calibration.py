@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from calibkd.calibration import fit_temperature
+from calibkd.methods.calibration import fit_temperature
 
 
 def test_recovers_the_temperature_that_generated_the_labels():
@@ -23,7 +23,13 @@ def test_refuses_probabilities():
 
 import numpy as np
 
-from calibkd.calibration import CALIBRATORS, Calibrator, HistogramBinning, IsotonicCalibration, make_calibrator
+from calibkd.methods.calibration import (
+    CALIBRATORS,
+    Calibrator,
+    HistogramBinning,
+    IsotonicCalibration,
+    make_calibrator,
+)
 
 
 def synthetic(n=3000, k=5, seed=1, sharpness=3.0):

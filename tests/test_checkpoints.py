@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-
 import pytest
 import torch
 
-from calibkd.checkpoints import CheckpointError, ModelCache, load_checkpoint, params_key, save_checkpoint
+from calibkd.errors import CheckpointError
+from calibkd.io import params_key
+from calibkd.training.model_cache import ModelCache, load_checkpoint, save_checkpoint
 
 
 def state():

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from calibkd import claims
-from calibkd.config import ConfigError
+from calibkd.errors import ConfigError
+from calibkd.runs import claims
 
 
 def fake_runs(differences: dict[tuple[str, str, str], list[float]], seeds=(0, 1, 2)) -> pd.DataFrame:
@@ -119,7 +119,7 @@ def test_long_tail_comparisons_read_the_few_shot_rows_of_their_regime():
 
 
 def _finished_run(root, name, dataset):
-    from calibkd.run_store import FINISHED, runs_dir
+    from calibkd.runs.store import FINISHED, runs_dir
 
     folder = runs_dir(root) / name
     folder.mkdir(parents=True)
@@ -147,7 +147,7 @@ def test_cardinality_verdict_reads_one_batch_or_several(tmp_path):
 def test_welch_interval_matches_scipy():
     from scipy import stats
 
-    from calibkd.results import welch_interval
+    from calibkd.runs.results import welch_interval
 
     a, b = [0.1, 0.4, 0.35, 0.2], [0.05, 0.02, 0.11]
     diff, low, high, _ = welch_interval(a, b)

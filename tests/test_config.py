@@ -7,10 +7,16 @@ from dataclasses import replace
 import pytest
 
 from calibkd.config import (
-    NOTEBOOK_PARAMETERS, PROFILES, ConfigError, ModelConfig, TrainConfig, apply_overrides, get_profile,
+    NOTEBOOK_PARAMETERS,
+    PROFILES,
+    ModelConfig,
+    TrainConfig,
+    apply_overrides,
+    get_profile,
     validate_parameters,
 )
-from calibkd.models import build_model, count_parameters
+from calibkd.errors import ConfigError
+from calibkd.nn.models import build_model, count_parameters
 
 DEFAULTS = {
     "profile": "smoke", "dataset": "fashion_mnist", "data_root": "", "seed": 0,
@@ -147,7 +153,7 @@ def test_teacher_variant_with_loss_overrides_is_named_and_keyed_apart():
     ([1, 2], "must be dict"),
 ])
 def test_notebook_04_rejects_bad_sweeps(sweep, message):
-    from calibkd.study import declared_parameters, notebook_path
+    from calibkd.study.runner import declared_parameters, notebook_path
 
     params = declared_parameters(notebook_path("04_student_distillation"))
     params["sweep"] = sweep
@@ -156,7 +162,7 @@ def test_notebook_04_rejects_bad_sweeps(sweep, message):
 
 
 def test_notebook_04_rejects_unknown_student_methods():
-    from calibkd.study import declared_parameters, notebook_path
+    from calibkd.study.runner import declared_parameters, notebook_path
 
     params = declared_parameters(notebook_path("04_student_distillation"))
     params["student_methods"] = ["kd", "fitnet"]

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from calibkd import corruptions as C
+from calibkd.evaluation import corruptions as C
 
 #: The per-severity constants of make_cifar_c.py (hendrycks/robustness), typed
 #: here independently of the module so that a change to either is caught.

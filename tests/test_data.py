@@ -6,12 +6,20 @@ import gzip
 
 import pytest
 import torch
-
-from calibkd import data as data_module
-from calibkd.augment import augmented_copy, random_crop_flip
-from calibkd.config import ConfigError, SplitConfig
-from calibkd.data import DataFormatError, DataNotFoundError, find_dataset, load_raw, make_splits, read_idx
 from conftest import write_cifar, write_fashion_mnist
+
+from calibkd.config import SplitConfig
+from calibkd.data import splits as data_module
+from calibkd.data.augment import augmented_copy, random_crop_flip
+from calibkd.data.splits import (
+    DataFormatError,
+    DataNotFoundError,
+    find_dataset,
+    load_raw,
+    make_splits,
+    read_idx,
+)
+from calibkd.errors import ConfigError
 
 
 @pytest.fixture

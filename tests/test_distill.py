@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from calibkd import distill
-from calibkd.config import ConfigError
+from calibkd.errors import ConfigError
+from calibkd.methods import distill
 
 
 def test_kd_at_t1_a1_is_cross_entropy_to_the_teacher():

@@ -13,9 +13,15 @@ from nbclient import NotebookClient
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from calibkd import editions
-from calibkd.editions import CHECK, EXERCISE, EditionError, generate, student_edition
-from calibkd.study import NOTEBOOK_DIR
+from calibkd.course import editions
+from calibkd.course.editions import (
+    CHECK,
+    EXERCISE,
+    EditionError,
+    generate,
+    student_edition,
+)
+from calibkd.study.runner import NOTEBOOK_DIR
 
 CHAPTERS = [p.stem for p in editions.numbered_notebooks()]
 

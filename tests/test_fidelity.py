@@ -8,8 +8,8 @@ import torch
 from scipy.stats import entropy
 
 from calibkd import metrics
-from calibkd.data import group_label_distribution
-from calibkd.distill import cudp_projection, wclip
+from calibkd.data.splits import group_label_distribution
+from calibkd.methods.distill import cudp_projection, wclip
 
 GROUPS = [(0, 1, 2), (3, 4)]
 K = 8
@@ -99,7 +99,7 @@ def test_fidelity_reports_group_uniformity(case):
 
 
 def test_fidelity_table_and_uniformity_by_group(case):
-    from calibkd import fidelity
+    from calibkd.evaluation import fidelity
 
     probs, labels, true = case
     table = fidelity.fidelity_table({("teacher", "test"): (probs, labels, true),
@@ -126,8 +126,9 @@ def test_fidelity_table_and_uniformity_by_group(case):
 
 
 def test_splits_keep_true_distributions_where_the_truth_still_holds(case):
-    from calibkd.data import Split
-    from calibkd.shift import corrupted_split, long_tail_subset
+    from calibkd.data.splits import Split
+    from calibkd.data.subsets import long_tail_subset
+    from calibkd.evaluation.shift import corrupted_split
 
     _, labels, true = case
     split = Split(torch.rand(40, 1, 8, 8), labels, true)

@@ -13,11 +13,29 @@ import numpy as np
 import pytest
 import torch
 
-from calibkd import fetch_data, glyphs
-from calibkd.charsets import CYRILLIC, GLYPH_CLASS_NAMES, GLYPH_CLASSES, GREEK, LATIN
-from calibkd.config import GLYPH_SEEN_FONT_TEST_SIZE, ConfigError, SplitConfig, dataset_info, get_profile
-from calibkd.data import DataNotFoundError, denormalize, group_label_distribution, make_splits
-from calibkd.models import build_model
+from calibkd.config import (
+    GLYPH_SEEN_FONT_TEST_SIZE,
+    SplitConfig,
+    dataset_info,
+    get_profile,
+)
+from calibkd.config.charsets import (
+    CYRILLIC,
+    GLYPH_CLASS_NAMES,
+    GLYPH_CLASSES,
+    GREEK,
+    LATIN,
+)
+from calibkd.data import fetch as fetch_data
+from calibkd.data import glyphs
+from calibkd.data.splits import (
+    DataNotFoundError,
+    denormalize,
+    group_label_distribution,
+    make_splits,
+)
+from calibkd.errors import ConfigError
+from calibkd.nn.models import build_model
 
 SMOKE = glyphs.glyph_config("smoke", "tied")
 
@@ -103,18 +121,18 @@ def test_a_lineage_in_two_splits_is_refused():
 
 
 def test_missing_font_packages_name_the_install_command(monkeypatch):
-    with pytest.raises(glyphs.FontsMissingError, match="python -m calibkd.fetch_data glyphs"):
+    with pytest.raises(glyphs.FontsMissingError, match="python -m calibkd.data.fetch glyphs"):
         glyphs.find_faces(("fonts-calibkd-does-not-exist",), GLYPH_CLASSES)
     monkeypatch.setattr(fetch_data, "_apt_install", lambda *packages: False)
     monkeypatch.setattr(glyphs, "missing_packages", lambda packages: list(packages))
-    with pytest.raises(glyphs.FontsMissingError, match="fetch_data glyphs --size smoke"):
+    with pytest.raises(glyphs.FontsMissingError, match="calibkd.data.fetch glyphs --size smoke"):
         fetch_data.ensure_fonts("smoke")
     assert fetch_data.main(["glyphs", "--size", "smoke"]) == 1
 
 
 def test_missing_fonts_surface_as_data_not_found(monkeypatch, tmp_path):
     monkeypatch.setattr(glyphs, "missing_packages", lambda packages: list(packages))
-    with pytest.raises(DataNotFoundError, match="fetch_data glyphs"):
+    with pytest.raises(DataNotFoundError, match="calibkd.data.fetch glyphs"):
         make_splits(get_profile("smoke", "glyphs").split, tmp_path)
 
 
@@ -271,7 +289,7 @@ def test_example_grid_of_many_classes_is_one_canvas():
 
 
 def test_generated_data_enters_the_model_cache_key(tied):
-    from calibkd.experiments import model_params
+    from calibkd.training.model_cache import model_params
 
     profile = get_profile("smoke", "glyphs")
     data = make_splits(SplitConfig(dataset="glyphs", val_size=100), raw=tied)

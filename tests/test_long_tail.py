@@ -10,13 +10,19 @@ import pytest
 import torch
 
 from calibkd import metrics
-from calibkd.config import LONG_TAIL_IMBALANCE, PARAMETER_RULES, ConfigError, TrainConfig, get_profile
-from calibkd.cross_fit import fold_teachers
-from calibkd.experiments import model_params
-from calibkd.shift import long_tail_subset
-from calibkd.student_stage import class_group_scores
-from calibkd.teacher_cache import stream_key
-from calibkd.train import long_tail_of, predict_logits, training_examples
+from calibkd.config import (
+    LONG_TAIL_IMBALANCE,
+    PARAMETER_RULES,
+    TrainConfig,
+    get_profile,
+)
+from calibkd.data.subsets import long_tail_of, long_tail_subset, training_examples
+from calibkd.errors import ConfigError
+from calibkd.nn.inference import predict_logits
+from calibkd.study.report import class_group_scores
+from calibkd.training.cross_fit import fold_teachers
+from calibkd.training.model_cache import model_params
+from calibkd.training.teacher_logits import stream_key
 from tests.test_student_stage import STUDENT, TEACHER, make_stage
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from calibkd import losses
-from calibkd.config import ConfigError
+from calibkd.config import LOSS_DEFAULTS, check_loss
+from calibkd.errors import ConfigError
+from calibkd.methods import losses
 
 # p = [0.75, 0.25] for label 0
 LOGITS = torch.tensor([[math.log(3.0), 0.0]])
@@ -107,13 +108,13 @@ def test_dus_raises_entropy_on_hard_examples_more_than_focal_does():
 ])
 def test_bad_loss_parameters(name, params, message):
     with pytest.raises(ConfigError, match=message):
-        losses.check_loss(name, params)
+        check_loss(name, params)
 
 
 def test_every_loss_builds_and_trains_one_step():
     logits = torch.randn(6, 4, requires_grad=True)
     labels = torch.tensor([0, 1, 2, 3, 0, 1])
-    for name in losses.LOSS_DEFAULTS:
+    for name in LOSS_DEFAULTS:
         value = losses.build_loss(name)(logits, labels)
         value.backward()
         assert torch.isfinite(value) and logits.grad is not None

@@ -9,9 +9,9 @@ from scipy.special import softmax
 from scipy.stats import multivariate_normal
 
 from calibkd.config import SplitConfig, dataset_info, get_profile
-from calibkd.data import NORMALIZATION, make_splits
-from calibkd.mixture import Mixture, MixtureConfig, MixtureError, sample_mixture
-from calibkd.models import build_model
+from calibkd.data.mixture import Mixture, MixtureConfig, MixtureError, sample_mixture
+from calibkd.data.splits import NORMALIZATION, make_splits
+from calibkd.nn.models import build_model
 
 SMALL = MixtureConfig(num_classes=6, superclasses=2, dim=2, overlap=1.0, spread=3.0,
                       train_size=600, test_size=300, seed=4)
@@ -99,7 +99,8 @@ def test_mixture_dataset_is_registered_consistently():
 
 
 def test_notebooks_accept_image_datasets_only():
-    from calibkd.config import ConfigError, PARAMETER_RULES
+    from calibkd.config import PARAMETER_RULES
+    from calibkd.errors import ConfigError
 
     rule = PARAMETER_RULES["dataset"]
     rule.check("dataset", "glyphs")

@@ -12,9 +12,10 @@ import pandas as pd
 import papermill
 import pytest
 
-from calibkd.config import NOTEBOOK_PARAMETERS, ConfigError
-from calibkd.notebook_tools import SMOKE_COPIES, smoke_copy
-from calibkd.study import NOTEBOOK_DIR, run_study
+from calibkd.config import NOTEBOOK_PARAMETERS
+from calibkd.course.notebook_tools import SMOKE_COPIES, smoke_copy
+from calibkd.errors import ConfigError
+from calibkd.study.runner import NOTEBOOK_DIR, run_study
 
 NOTEBOOKS = sorted(NOTEBOOK_PARAMETERS)
 

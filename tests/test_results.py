@@ -12,8 +12,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from calibkd.config import ConfigError
-from calibkd.results import aggregate, collect, paired_differences, summarize, t_interval
+from calibkd.errors import ConfigError
+from calibkd.runs.results import (
+    aggregate,
+    collect,
+    paired_differences,
+    summarize,
+    t_interval,
+)
 
 # The t quantile with 2 degrees of freedom has a closed form: (2p - 1) / sqrt(2p(1 - p)).
 T_975_2 = 0.95 / math.sqrt(2 * 0.975 * 0.025)  # 4.3027 (printed tables)

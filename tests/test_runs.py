@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from calibkd import run_store
-from calibkd.batches import BatchError, check_folder, load_batch, write_record
-from calibkd.results import collect, summarize
-from calibkd.run_task import execute_run, runner_environment
-from calibkd.runs import main, run_batch, status_table
+from calibkd.runs import store as run_store
+from calibkd.runs.batches import BatchError, check_folder, load_batch, write_record
+from calibkd.runs.results import collect, summarize
+from calibkd.runs.runner import main, run_batch, status_table
+from calibkd.runs.task import execute_run, runner_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "01_teacher_training"
@@ -223,7 +223,7 @@ def test_a_run_locked_by_another_process_is_not_run(tmp_path, stand_in):
     root = write_batch(tmp_path / "b", simple({"seed": [0]}))
     spec = load_batch(root, stand_in).runs[0]
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from calibkd.run_store import RunLock; "
+        "import sys, time; from calibkd.runs.store import RunLock; "
         f"assert RunLock({str(root)!r}, {spec.run_id!r}).acquire(); print('held', flush=True); time.sleep(60)")],
         stdout=subprocess.PIPE, text=True)
     try:
@@ -251,7 +251,7 @@ def test_kernels_get_the_callers_omp_wait_policy_and_passive_when_unset(monkeypa
 def test_the_local_cluster_is_sized_to_the_cores_or_the_gpus(tmp_path, stand_in, monkeypatch):
     import torch
 
-    from calibkd.runs import local_workers
+    from calibkd.runs.runner import local_workers
 
     cpu = load_batch(write_batch(tmp_path / "cpu", simple({"seed": [0, 1, 2, 3]}, num_threads=1)), stand_in).runs
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
@@ -267,7 +267,7 @@ def test_the_local_cluster_is_sized_to_the_cores_or_the_gpus(tmp_path, stand_in,
 def test_each_local_gpu_worker_pins_its_own_card(monkeypatch):
     from distributed import Client, LocalCluster
 
-    from calibkd.run_task import _child_environment
+    from calibkd.runs.task import _child_environment
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")
     with LocalCluster(n_workers=2, threads_per_worker=1, resources={"GPU": 1}, dashboard_address=None) as cluster, \
@@ -337,7 +337,7 @@ def test_a_killed_run_is_not_finished_and_completes_on_rerun(tmp_path, stand_in,
     root = write_batch(tmp_path / "b", simple({"seed": [0]}))
     run_id = load_batch(root, stand_in).runs[0].run_id
     runner = subprocess.Popen(
-        [sys.executable, "-m", "calibkd.runs", "run", str(root), "--workers", "1", "--no-progress",
+        [sys.executable, "-m", "calibkd.runs.runner", "run", str(root), "--workers", "1", "--no-progress",
          "--notebook-dir", str(stand_in)],
         start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     lock = run_store.RunLock(root, run_id)
@@ -368,7 +368,7 @@ def test_a_killed_run_is_not_finished_and_completes_on_rerun(tmp_path, stand_in,
 @pytest.mark.notebooks
 def test_two_runners_at_once_run_each_run_exactly_once(tmp_path, stand_in, cache):
     root = write_batch(tmp_path / "b", simple({"seed": [0, 1, 2]}))
-    command = [sys.executable, "-m", "calibkd.runs", "run", str(root), "--sequential", "--no-progress",
+    command = [sys.executable, "-m", "calibkd.runs.runner", "run", str(root), "--sequential", "--no-progress",
                "--notebook-dir", str(stand_in)]
     runners = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True) for _ in range(2)]
     outputs = [r.communicate(timeout=240)[0] for r in runners]

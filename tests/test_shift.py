@@ -6,33 +6,35 @@ from __future__ import annotations
 import pytest
 import torch
 
-from calibkd import metrics, shift
-from calibkd.models import build_model
+from calibkd import metrics
+from calibkd.data.subsets import long_tail_counts, long_tail_subset
+from calibkd.evaluation import shift
+from calibkd.nn.models import build_model
 
 
 def test_long_tail_counts_follow_the_formula():
-    counts = shift.long_tail_counts(5000, 10, 100)
+    counts = long_tail_counts(5000, 10, 100)
     assert counts[0] == 5000 and counts[-1] == 50
     assert counts == [int(5000 * 100 ** (-i / 9)) for i in range(10)]
-    assert shift.long_tail_counts(500, 100, 10)[-1] == 50
-    assert shift.long_tail_counts(100, 5, 1) == [100] * 5
+    assert long_tail_counts(500, 100, 10)[-1] == 50
+    assert long_tail_counts(100, 5, 1) == [100] * 5
 
 
 @pytest.mark.parametrize("ratio", [0.5, -1, True])
 def test_imbalance_ratio_below_one(ratio):
     with pytest.raises(ValueError, match="imbalance_ratio"):
-        shift.long_tail_counts(100, 10, ratio)
+        long_tail_counts(100, 10, ratio)
 
 
 def test_long_tail_subset_has_the_counts_and_a_seeded_order(tiny_splits):
-    lt = shift.long_tail_subset(tiny_splits.train, 10, 10, seed=1)
+    lt = long_tail_subset(tiny_splits.train, 10, 10, seed=1)
     observed = torch.bincount(lt.split.labels, minlength=10).tolist()
     assert observed == [lt.counts[c] for c in range(10)]
     smallest_class = int(torch.bincount(tiny_splits.train.labels, minlength=10).min())
-    assert sorted(observed, reverse=True) == shift.long_tail_counts(smallest_class, 10, 10)
+    assert sorted(observed, reverse=True) == long_tail_counts(smallest_class, 10, 10)
     assert sorted(lt.class_order) == list(range(10))
-    assert lt.class_order == shift.long_tail_subset(tiny_splits.train, 10, 10, seed=1).class_order
-    assert lt.class_order != shift.long_tail_subset(tiny_splits.train, 10, 10, seed=2).class_order
+    assert lt.class_order == long_tail_subset(tiny_splits.train, 10, 10, seed=1).class_order
+    assert lt.class_order != long_tail_subset(tiny_splits.train, 10, 10, seed=2).class_order
     grouped = sorted(c for g in lt.groups.values() for c in g)
     assert grouped == list(range(10))
     assert lt.groups["many"] and not lt.groups["few"]  # ratio 10: the smallest class has 10 % of the largest
@@ -40,11 +42,11 @@ def test_long_tail_subset_has_the_counts_and_a_seeded_order(tiny_splits):
 
 def test_shot_groups_at_ratio_100():
     """CIFAR-100-LT thresholds, as fractions of the largest class: many > 20 %, few < 4 %."""
-    from calibkd.data import Split
+    from calibkd.data.splits import Split
     labels = torch.arange(10).repeat_interleave(1000)
-    lt = shift.long_tail_subset(Split(torch.zeros(10_000, 1, 1, 1), labels), 10, 100, seed=0)
+    lt = long_tail_subset(Split(torch.zeros(10_000, 1, 1, 1), labels), 10, 100, seed=0)
     by_rank = [lt.class_order[i] for i in range(10)]
-    assert [lt.counts[c] for c in by_rank] == shift.long_tail_counts(1000, 10, 100)
+    assert [lt.counts[c] for c in by_rank] == long_tail_counts(1000, 10, 100)
     assert lt.groups["many"] == sorted(by_rank[:4])     # 1000, 599, 359, 215
     assert lt.groups["medium"] == sorted(by_rank[4:7])  # 129, 77, 46
     assert lt.groups["few"] == sorted(by_rank[7:])      # 27, 16, 10
@@ -99,7 +101,7 @@ def test_in_distribution_inputs_are_scored_and_summarised_as_a_natural_shift(tin
     it beside the held-out test split and the corruption mean."""
     from dataclasses import replace
 
-    from calibkd.train import predict_logits
+    from calibkd.nn.inference import predict_logits
     torch.manual_seed(0)
     model = build_model("small_cnn", 1, 10, width=4).eval()
     suite = shift.Suite(corruptions=("gaussian_noise", "fog"), severities=(1, 5), mixture_count=40, test_size=150)
@@ -146,7 +148,7 @@ def test_evaluate_suite_returns_a_tidy_table(tiny_splits):
     assert set(metrics.ESTIMATORS) <= set(table[table.condition == "fog"].metric)
     assert sorted(table[table.condition == "corruption_mean"].severity.unique()) == [1, 5]
     assert table.value.notna().all()
-    from calibkd.train import predict_logits
+    from calibkd.nn.inference import predict_logits
     again = shift.evaluate_suite(lambda x: predict_logits(model, x), tiny_splits, suite)
     assert table.equals(again)
     both = shift.evaluate_suite({"a": model, "b": model}, tiny_splits, suite)

@@ -21,9 +21,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from calibkd import editions, site
-from calibkd.site import SiteError
-from calibkd.study import NOTEBOOK_DIR
+from calibkd.course import editions, site
+from calibkd.course.site import SiteError
+from calibkd.study.runner import NOTEBOOK_DIR
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver") or next(

@@ -8,9 +8,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from calibkd.config import STUDENT_METHODS, ConfigError, ModelConfig, Recipe, TrainConfig
-from calibkd.experiments import get_trained
-from calibkd.student_stage import StudentStage, score_students, sweep_methods, target_diagnostics
+from calibkd.config import STUDENT_METHODS, ModelConfig, Recipe, TrainConfig
+from calibkd.errors import ConfigError
+from calibkd.study.report import score_students, stage_fidelity, target_diagnostics
+from calibkd.training.model_cache import get_trained
+from calibkd.training.stage import StudentStage, sweep_methods
 
 TEACHER = Recipe("teacher", ModelConfig("resnet", (("width", 4), ("stem_stride", 2))),
                  TrainConfig(epochs=1, batch_size=64, lr=0.05, monitor_size=100))
@@ -109,7 +111,7 @@ def test_sweep_teacher_overrides_reach_the_teacher(tiny_splits):
 
 
 def test_cross_fitted_cudp_uses_out_of_fold_teachers_and_is_cached(tiny_splits):
-    from calibkd.cross_fit import fold_of
+    from calibkd.training.cross_fit import fold_of
 
     stage, _ = make_stage(tiny_splits)
     result = stage.student("cudp_xfit")
@@ -132,9 +134,10 @@ def test_cross_fitted_cudp_uses_out_of_fold_teachers_and_is_cached(tiny_splits):
 
 
 def test_cross_fit_confidence_comes_from_the_teacher_of_the_other_fold(tiny_splits):
-    from calibkd.calibration import make_calibrator
-    from calibkd.cross_fit import CrossFitConfidence
-    from calibkd.train import BatchStream, predict_logits
+    from calibkd.methods.calibration import make_calibrator
+    from calibkd.nn.inference import predict_logits
+    from calibkd.training.cross_fit import CrossFitConfidence
+    from calibkd.training.loop import BatchStream
 
     stage, _ = make_stage(tiny_splits)
     folds, teachers = stage.fold_teachers()
@@ -151,9 +154,8 @@ def test_cross_fit_confidence_comes_from_the_teacher_of_the_other_fold(tiny_spli
 
 
 def test_transfer_targets_are_the_diagnosed_targets_and_score_against_a_truth(tiny_splits):
-    from calibkd import fidelity
-    from calibkd.data import group_label_distribution
-    from calibkd.student_stage import transfer_targets
+    from calibkd.data.splits import group_label_distribution
+    from calibkd.training.stage import transfer_targets
 
     stage, _ = make_stage(tiny_splits)
     results = {name: stage.student(name) for name in ("ce", "kd", "wclip", "cudp")}
@@ -169,10 +171,10 @@ def test_transfer_targets_are_the_diagnosed_targets_and_score_against_a_truth(ti
     for name in ("train", "val", "test"):
         split = getattr(splits, name)
         splits = replace(splits, **{name: replace(split, true_probs=group_label_distribution(split.labels, groups, 10))})
-    table = fidelity.stage_fidelity(stage, results, splits, sample_size=100, seed=0)
+    table = stage_fidelity(stage, results, splits, sample_size=100, seed=0)
     assert set(table.split) == {"test", "target (augmented train)"}
     assert set(table[table.split == "test"].model) == {"ce", "kd", "wclip", "cudp"}
     assert set(table[table.split == "target (augmented train)"].model) == {"kd", "wclip", "cudp"}
     assert {"kl_true", "tv_true", "group_mass", "group_uniformity", "group_recovery_auc"} == set(table.metric)
     with pytest.raises(ValueError, match="no true label distributions"):
-        fidelity.stage_fidelity(stage, results, tiny_splits)
+        stage_fidelity(stage, results, tiny_splits)

@@ -7,10 +7,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from calibkd.config import ConfigError, TrainConfig
-from calibkd.models import build_model
-from calibkd.students import DistillMethod, make_hook, train_student
-from calibkd.teacher_cache import TeacherCacheError, TeacherLogits
+from calibkd.config import DistillMethod, TrainConfig
+from calibkd.errors import ConfigError
+from calibkd.nn.models import build_model
+from calibkd.training.students import make_hook, train_student
+from calibkd.training.teacher_logits import TeacherCacheError, TeacherLogits
 
 CONFIG = TrainConfig(epochs=2, batch_size=64, lr=0.05, monitor_size=100)
 
@@ -72,9 +73,9 @@ def test_bad_method(kwargs, message):
 # targets, teacher checks, method settings
 # ---------------------------------------------------------------------------
 
-from calibkd import distill  # noqa: E402
-from calibkd.calibration import make_calibrator  # noqa: E402
-from calibkd.students import check_teacher, make_target  # noqa: E402
+from calibkd.methods import distill  # noqa: E402
+from calibkd.methods.calibration import make_calibrator  # noqa: E402
+from calibkd.training.students import check_teacher, make_target  # noqa: E402
 
 
 def _fitted(name):

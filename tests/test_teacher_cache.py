@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from calibkd.config import TrainConfig
-from calibkd.distill import kd_loss
-from calibkd.models import build_model
-from calibkd.teacher_cache import TeacherCacheError, TeacherLogits
-from calibkd.train import predict_logits, train_model
+from calibkd.methods.distill import kd_loss
+from calibkd.nn.inference import predict_logits
+from calibkd.nn.models import build_model
+from calibkd.training.loop import train_model
+from calibkd.training.teacher_logits import TeacherCacheError, TeacherLogits
 
 CONFIG = TrainConfig(epochs=2, batch_size=64, lr=0.05, monitor_size=100)
 

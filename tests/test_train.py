@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from calibkd.checkpoints import CheckpointError
 from calibkd.config import ModelConfig, Recipe, TrainConfig
-from calibkd.experiments import get_trained
-from calibkd.models import build_model
-from calibkd.train import predict_logits, train_model
+from calibkd.errors import CheckpointError
+from calibkd.nn.inference import predict_logits
+from calibkd.nn.models import build_model
+from calibkd.training.loop import train_model
+from calibkd.training.model_cache import get_trained
 
 TINY = ModelConfig("resnet", (("width", 4), ("blocks_per_stage", 1), ("stem_stride", 2)))
 
@@ -111,7 +112,8 @@ def test_fine_tuning_starts_from_the_initial_weights_and_keys_on_them(tiny_split
 
 
 def test_teacher_variants_change_only_the_loss_or_fine_tune():
-    from calibkd.config import PROFILES, TEACHER_METHODS, ConfigError, teacher_variant
+    from calibkd.config import PROFILES, TEACHER_METHODS, teacher_variant
+    from calibkd.errors import ConfigError
 
     profile = PROFILES["default"]
     base = profile.teacher_recipes["default"]
@@ -132,8 +134,8 @@ def test_teacher_variants_change_only_the_loss_or_fine_tune():
 
 
 def test_batch_stream_order_is_iterate_batches_order_and_indexes_its_examples(tiny_splits):
-    from calibkd.data import iterate_batches
-    from calibkd.train import BatchStream
+    from calibkd.data.splits import iterate_batches
+    from calibkd.training.loop import BatchStream
 
     config = TrainConfig(epochs=2, batch_size=64, augment=False, seed=5)
     stream = BatchStream(tiny_splits.train, config, tiny_splits.info, torch.device("cpu"))

@@ -1,0 +1,82 @@
+"""The study's configuration in one place: dataset facts, run specifications
+(splits, models, training recipes, losses, distillation methods), the
+study's design (profiles, regimes, method tables) and the notebook parameter
+rules. Every name is importable from ``calibkd.config``; the submodules say
+which part a name belongs to.
+
+A *profile* sets the size of everything (``smoke`` for tests, ``default`` for
+the study on 2 CPU cores, ``full`` for one GPU). A *recipe* is how one model
+is trained (architecture, epochs, augmentation, regularisation). Notebook
+parameters are validated here, before any data is read or model trained.
+"""
+
+from __future__ import annotations
+
+from calibkd.config.checks import (  # noqa: F401
+    check_choice,
+    check_float,
+    check_int,
+)
+from calibkd.config.datasets import (  # noqa: F401
+    CIFAR10_CLASSES,
+    DATASETS,
+    FASHION_MNIST_CLASSES,
+    GLYPH_DATASETS,
+    GLYPH_SEEN_FONT_TEST_SIZE,
+    GLYPH_SIZE,
+    DatasetInfo,
+    dataset_info,
+    glyph_size,
+)
+from calibkd.config.design import (  # noqa: F401
+    CROSS_FIT_FOLDS,
+    DATASET_MODELS,
+    LONG_TAIL_IMBALANCE,
+    PROFILES,
+    REGIMES,
+    STUDENT,
+    STUDENT_METHODS,
+    SWEEP_DISTILL,
+    SWEEP_TEACHER,
+    TEACHER,
+    TEACHER_METHODS,
+    check_sweep,
+    get_profile,
+    teacher_variant,
+)
+from calibkd.config.parameters import (  # noqa: F401
+    NOTEBOOK_PARAMETERS,
+    PARAMETER_RULES,
+    RESULT_NEUTRAL_PARAMETERS,
+    ParameterRule,
+    apply_overrides,
+    result_identity,
+    validate_parameters,
+)
+from calibkd.config.specs import (  # noqa: F401
+    ARCHITECTURE_NAMES,
+    DISTILL_KINDS,
+    GATES,
+    LOSS_DEFAULTS,
+    OPTIMIZERS,
+    PARAM_RULES,
+    REPORT_EPOCHS,
+    DistillMethod,
+    ModelConfig,
+    ParamRule,
+    Profile,
+    Recipe,
+    SplitConfig,
+    StudentMethod,
+    TrainConfig,
+    as_record,
+    check_loss,
+)
+from calibkd.errors import ConfigError  # noqa: F401
+from calibkd.paths import (  # noqa: F401
+    PACKAGE_ROOT,
+    PROJECT_ROOT,
+    cache_dir,
+    download_dir,
+    generated_dir,
+)

@@ -1,0 +1,215 @@
+"""The study's design: the profiles (sizes), the teacher regimes, and the
+tables of teacher and student methods the chapters and batches iterate over."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping
+
+from calibkd.config.checks import check_float
+from calibkd.config.datasets import dataset_info
+from calibkd.config.specs import (
+    DistillMethod,
+    ModelConfig,
+    Profile,
+    Recipe,
+    SplitConfig,
+    StudentMethod,
+    TrainConfig,
+)
+from calibkd.errors import ConfigError
+
+#: The long-tail regime's imbalance ratio: the largest class of the training
+#: set has this many times the examples of the smallest (CIFAR-10-LT's
+#: standard 100; Cao et al. 2019).
+LONG_TAIL_IMBALANCE = 100.0
+#: The teacher regimes every profile has: the CE recipe (``default``), one that
+#: memorises a subset (``overconfident``, brief section 3b), and the default
+#: recipe on a long-tailed training set (``long_tail``).
+REGIMES = ("default", "overconfident", "long_tail")
+
+TEACHER = ModelConfig("resnet", (("width", 32), ("blocks_per_stage", 1), ("stem_stride", 2)))
+STUDENT = ModelConfig("small_cnn", (("width", 16),))
+
+
+def _profile(
+    name: str,
+    description: str,
+    split: SplitConfig,
+    teacher: ModelConfig,
+    student: ModelConfig,
+    teacher_epochs: int,
+    overconfident_epochs: int,
+    overconfident_subset: int,
+    student_epochs: int,
+    monitor_size: int,
+    finetune_epochs: int,
+    suite_corruptions: tuple[str, ...] | None = None,
+    suite_severities: tuple[int, ...] | None = None,
+) -> Profile:
+    default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
+    # Brief section 3b: same architecture, longer, no augmentation or weight decay,
+    # on a subset, so training NLL goes to ~0 and the teacher memorises.
+    overconfident = replace(
+        default, epochs=overconfident_epochs, augment=False, weight_decay=0.0,
+        subset=overconfident_subset,
+    )
+    return Profile(
+        name=name,
+        description=description,
+        split=split,
+        teacher_recipes={
+            "default": Recipe("default", teacher, default),
+            "overconfident": Recipe("overconfident", teacher, overconfident),
+            "long_tail": Recipe("long_tail", teacher, replace(default, long_tail=LONG_TAIL_IMBALANCE)),
+        },
+        student=Recipe("student_ce", student, replace(default, epochs=student_epochs)),
+        finetune_epochs=finetune_epochs,
+        suite_corruptions=suite_corruptions,
+        suite_severities=suite_severities,
+    )
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": _profile(
+        "smoke", "seconds: tests and a first look",
+        SplitConfig(val_size=500, train_size=2_000, test_size=1_000),
+        TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
+        overconfident_subset=500, student_epochs=2, monitor_size=500, finetune_epochs=1,
+        suite_corruptions=("gaussian_noise", "defocus_blur", "fog", "contrast"), suite_severities=(1, 3, 5),
+    ),
+    "default": _profile(
+        "default", "minutes on 2 CPU cores: the committed study",
+        SplitConfig(val_size=5_000),
+        TEACHER, STUDENT, teacher_epochs=10, overconfident_epochs=30,
+        overconfident_subset=10_000, student_epochs=10, monitor_size=2_000, finetune_epochs=3,
+    ),
+    "full": _profile(
+        "full", "one GPU: wider, deeper teacher trained longer",
+        SplitConfig(val_size=5_000),
+        ModelConfig("resnet", (("width", 64), ("blocks_per_stage", 3), ("stem_stride", 1))),
+        ModelConfig("small_cnn", (("width", 32),)),
+        teacher_epochs=60, overconfident_epochs=200, overconfident_subset=10_000,
+        student_epochs=60, monitor_size=5_000, finetune_epochs=15,
+    ),
+}
+
+
+#: Calibrated teachers (brief section 4): method -> (loss, loss parameters,
+#: fine-tunes the CE teacher of the regime). Train-time methods use the CE
+#: teacher's recipe with only the loss changed; DUS fine-tunes the trained CE
+#: teacher (as in the paper) for ``Profile.finetune_epochs`` at a tenth of the
+#: learning rate, and ``ce_finetune`` is its control: the same fine-tuning
+#: with plain CE (brief section 7).
+TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]] = {
+    "label_smoothing": ("label_smoothing", (("eps", 0.1),), False),
+    "focal": ("focal", (("gamma", 3.0),), False),
+    "flsd53": ("flsd53", (), False),
+    "mixup": ("mixup", (("alpha", 0.2),), False),
+    "mdca": ("mdca", (("beta", 1.0),), False),
+    "dus_hard": ("dus", (("gate", "hard"),), True),
+    "dus_soft": ("dus", (("gate", "soft"),), True),
+    "ce_finetune": ("ce", (), True),
+    # DUS trained from scratch with the CE recipe instead of fine-tuned (an option)
+    "dus_hard_scratch": ("dus", (("gate", "hard"),), False),
+    "dus_soft_scratch": ("dus", (("gate", "soft"),), False),
+}
+
+
+#: folds of cross-fitted c(x) (``cudp_xfit``): k CE teachers, each trained on k - 1 folds
+CROSS_FIT_FOLDS = 2
+
+_KD = DistillMethod("kd")
+_CUD = DistillMethod("target", wclip=True)
+_CUDP = DistillMethod("target", cudp=True)
+
+STUDENT_METHODS: dict[str, StudentMethod] = {
+    "ce": StudentMethod(None, DistillMethod("ce"), description="labels only"),
+    "kd": StudentMethod("ce", _KD, description="Hinton KD from the CE teacher"),
+    "kd_ts": StudentMethod("ce", DistillMethod("target"), "temperature",
+                           "KD from the CE teacher after temperature scaling"),
+    "kd_ls": StudentMethod("label_smoothing", _KD, description="KD from the label-smoothing teacher"),
+    "kd_focal": StudentMethod("focal", _KD, description="KD from the focal-loss teacher"),
+    "kd_mixup": StudentMethod("mixup", _KD, description="KD from the mixup teacher"),
+    "kd_mdca": StudentMethod("mdca", _KD, description="KD from the MDCA teacher"),
+    "kd_ce_finetune": StudentMethod("ce_finetune", _KD,
+                                    description="control: KD from the CE teacher fine-tuned with CE as long as DUS"),
+    "dkd": StudentMethod("ce", DistillMethod("dkd"), description="decoupled KD from the CE teacher"),
+    "dus_kd": StudentMethod("dus", _KD, description="ablation: DUS teacher, plain KD"),
+    "wclip": StudentMethod("ce", _CUD, description="ablation: CE teacher + W-Clip"),
+    "cud": StudentMethod("dus", _CUD, description="full CUD: DUS teacher + W-Clip + tempered KL"),
+    "cud_untempered": StudentMethod("dus", replace(_CUD, temper_target=False),
+                                    description="ablation: full CUD with the target used untempered"),
+    "cudp": StudentMethod("ce", _CUDP, "cudp", "CUD-P projection of the CE teacher"),
+    "cudp_dus": StudentMethod("dus", _CUDP, "cudp", "CUD-P projection of the DUS teacher"),
+    "cudp_xfit": StudentMethod("ce", _CUDP, "cross_fit",
+                               f"CUD-P of the CE teacher, c(x) cross-fitted ({CROSS_FIT_FOLDS} folds)"),
+}
+
+#: What the sensitivity sweep may vary: distillation settings of full CUD, and
+#: the DUS teacher's loss (which trains a new teacher per value).
+SWEEP_DISTILL = {"temperature": (0.5, 20.0), "eta": (0.0, 1.0), "m": (0.0, 1.0)}
+SWEEP_TEACHER = {"lambda_h": (0.0, 2.0), "sharpness": (0.1, 100.0)}
+
+
+def check_sweep(sweep: Mapping[str, Any]) -> None:
+    """A sweep is {setting: [values]} with known settings and values in range."""
+    if not isinstance(sweep, Mapping):
+        raise ConfigError(f"sweep={sweep!r} must be a dict of setting -> list of values")
+    allowed = SWEEP_DISTILL | SWEEP_TEACHER
+    for name, values in sweep.items():
+        if name not in allowed:
+            raise ConfigError(f"unknown sweep setting {name!r}; allowed: {sorted(allowed)}")
+        if not isinstance(values, list):
+            raise ConfigError(f"sweep values of {name!r} must be a list, got {values!r}")
+        low, high = allowed[name]
+        for value in values:
+            check_float(f"sweep {name}", value, low=low, high=high)
+
+
+def teacher_variant(profile: Profile, regime: str, method: str,
+                    loss_overrides: Mapping[str, float | str] | None = None) -> Recipe:
+    """The ``method`` teacher built on the CE recipe of ``regime`` (default or
+    overconfident): named ``<regime>/<method>``. ``loss_overrides`` changes
+    loss hyper-parameters (a sensitivity sweep) and is part of the name."""
+    if regime not in profile.teacher_recipes:
+        raise ConfigError(f"unknown regime {regime!r}; allowed: {sorted(profile.teacher_recipes)}")
+    if method not in TEACHER_METHODS:
+        raise ConfigError(f"unknown teacher method {method!r}; allowed: {list(TEACHER_METHODS)}")
+    base = profile.teacher_recipes[regime]
+    loss, loss_params, finetune = TEACHER_METHODS[method]
+    name = f"{regime}/{method}"
+    if loss_overrides:
+        merged = dict(loss_params) | dict(loss_overrides)
+        loss_params = tuple(sorted(merged.items()))
+        name += "[" + ",".join(f"{k}={v}" for k, v in sorted(loss_overrides.items())) + "]"
+    train = replace(base.train, loss=loss, loss_params=loss_params)
+    if finetune:
+        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10)
+        return Recipe(name, base.model, train, init_from=regime)
+    return Recipe(name, base.model, train)
+
+
+#: Datasets whose inputs are not images: (teacher, student) architectures used
+#: instead of the profile's (every profile; the data set is small).
+DATASET_MODELS: dict[str, tuple[ModelConfig, ModelConfig]] = {
+    "mixture": (ModelConfig("mlp", (("width", 256), ("depth", 3))), ModelConfig("mlp", (("width", 32), ("depth", 1)))),
+}
+
+
+def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
+    """A profile by name, with its split retargeted to ``dataset`` (and, for
+    feature-vector data, its models replaced by ``DATASET_MODELS``)."""
+    if name not in PROFILES:
+        raise ConfigError(f"unknown profile {name!r}; allowed profiles: {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    dataset_info(dataset)
+    profile = replace(profile, split=replace(profile.split, dataset=dataset))
+    if dataset in DATASET_MODELS:
+        teacher, student = DATASET_MODELS[dataset]
+        profile = replace(
+            profile,
+            teacher_recipes={k: replace(r, model=teacher) for k, r in profile.teacher_recipes.items()},
+            student=replace(profile.student, model=student),
+        )
+    return profile

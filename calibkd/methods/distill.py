@@ -1,0 +1,141 @@
+"""Distillation targets and losses: KD, DKD, CUD's W-Clip, and the CUD-P projection.
+
+Every function takes student logits, teacher logits or target probabilities,
+and labels as tensors, and returns a scalar loss or a (N, K) target; the same
+functions serve training and evaluation. Where a target is a probability
+vector q rather than logits, "tempering" it at temperature T means
+softmax(log q / T) = q^(1/T) / sum q^(1/T): the same softening KD applies to
+logits, so a target built from softmax(z) and tempered at T equals
+softmax(z / T) (``temper``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from calibkd.errors import ConfigError
+
+
+def _check_temperature(temperature: float) -> None:
+    if isinstance(temperature, bool) or not temperature > 0:
+        raise ConfigError(f"temperature={temperature!r} must be > 0")
+
+
+def _check_unit(name: str, value: float, low_open: bool = False) -> None:
+    if isinstance(value, bool) or not (0 < value <= 1 if low_open else 0 <= value <= 1):
+        raise ConfigError(f"{name}={value!r} must be in {'(0' if low_open else '[0'}, 1]")
+
+
+def temper(probs: torch.Tensor, temperature: float) -> torch.Tensor:
+    """softmax(log q / T): soften (T > 1) or sharpen (T < 1) a probability vector."""
+    _check_temperature(temperature)
+    return torch.softmax(probs.clamp_min(1e-12).log() / temperature, 1)
+
+
+def kl_to_target(student_logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over the batch of KL(target || softmax(student / T)), for a target
+    that is already a probability vector at temperature T."""
+    log_student = F.log_softmax(student_logits / temperature, 1)
+    return (target * (target.clamp_min(1e-12).log() - log_student)).sum(1).mean()
+
+
+def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+            temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+    """Hinton, Vinyals & Dean (2015): (1 - a) CE(student, y) + a T^2 KL(p_T^teacher || p_T^student).
+
+    The T^2 factor keeps the soft term's gradients on the scale of the hard term's.
+    """
+    _check_temperature(temperature)
+    _check_unit("alpha", alpha)
+    target = torch.softmax(teacher_logits / temperature, 1)
+    soft = kl_to_target(student_logits, target, temperature) * temperature ** 2
+    return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
+
+
+def target_kd_loss(student_logits: torch.Tensor, target_probs: torch.Tensor, labels: torch.Tensor,
+                   temperature: float = 4.0, alpha: float = 0.9, temper_target: bool = True) -> torch.Tensor:
+    """KD towards a target given as probabilities (a calibrated or W-Clipped
+    teacher): (1 - a) CE + a T^2 KL(tempered target || p_T^student). With
+    ``temper_target`` False the target is used as it is (the ablation)."""
+    _check_temperature(temperature)
+    _check_unit("alpha", alpha)
+    target = temper(target_probs, temperature) if temper_target else target_probs
+    soft = kl_to_target(student_logits, target, temperature) * temperature ** 2
+    return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
+
+
+def dkd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+             alpha: float = 1.0, beta: float = 8.0, temperature: float = 4.0) -> torch.Tensor:
+    """Decoupled KD (Zhao et al. 2022): alpha * TCKD + beta * NCKD, both times T^2.
+
+    TCKD is the KL between the binary (target, rest) distributions of teacher
+    and student; NCKD the KL between their distributions over the non-target
+    classes only. (The hard-label CE and the warm-up are added by the caller,
+    as in the reference implementation.)
+    """
+    _check_temperature(temperature)
+    if alpha < 0 or beta < 0:
+        raise ConfigError(f"DKD weights alpha={alpha}, beta={beta} must be >= 0")
+    t = temperature
+    gt = F.one_hot(labels, student_logits.shape[1]).bool()
+    p_s = torch.softmax(student_logits / t, 1)
+    p_t = torch.softmax(teacher_logits / t, 1)
+    b_s = torch.stack([p_s[gt], 1 - p_s[gt]], 1).clamp_min(1e-12)
+    b_t = torch.stack([p_t[gt], 1 - p_t[gt]], 1).clamp_min(1e-12)
+    tckd = (b_t * (b_t.log() - b_s.log())).sum(1).mean() * t ** 2
+    masked_s = F.log_softmax(student_logits / t - 1000.0 * gt, 1)
+    masked_t = torch.softmax(teacher_logits / t - 1000.0 * gt, 1)
+    nckd = (masked_t * (masked_t.clamp_min(1e-12).log() - masked_s)).sum(1).mean() * t ** 2
+    return alpha * tckd + beta * nckd
+
+
+def wclip(probs: torch.Tensor, labels: torch.Tensor, eta: float = 0.5, m: float = 0.7) -> torch.Tensor:
+    """CUD stage 2, Wrong-mass Clipping (Kim et al. 2026): where the top class k*
+    is not the label y, move delta = min(eta * p_k*, m * (p_k* - p_y)) from k*
+    to y; every other class, and every correctly classified row, is unchanged."""
+    _check_unit("eta", eta)
+    _check_unit("m", m)
+    top = probs.argmax(1)
+    rows = torch.arange(probs.shape[0], device=probs.device)
+    p_top, p_y = probs[rows, top], probs[rows, labels]
+    delta = torch.minimum(eta * p_top, m * (p_top - p_y))
+    delta = torch.where(top != labels, delta, torch.zeros_like(delta))
+    out = probs.clone()
+    out[rows, top] -= delta
+    out[rows, labels] += delta
+    return out
+
+
+def cudp_projection(probs: torch.Tensor, labels: torch.Tensor, confidence: torch.Tensor) -> torch.Tensor:
+    """CUD-P, the KL projection of brief section 3: q_y = c(x) and
+    q_j = (1 - c) p_j / (1 - p_y) for j != y, with c raised where needed to
+    c >= m' / (1 - p_y + m'), m' = max_{j != y} p_j, so that the label ranks
+    first. Keeps the ratios among the non-target classes exactly.
+
+    1 - p_y is computed as the sum of the non-target probabilities (equal for
+    a normalised p, and exact in floating point, so rows sum to one even when
+    p_y rounds to 1); a row with no non-target mass at all spreads 1 - c
+    uniformly over the other classes.
+    """
+    if confidence.shape != labels.shape:
+        raise ValueError(f"confidence must have one value per example, got {tuple(confidence.shape)}")
+    if (confidence < 0).any() or (confidence > 1).any():
+        raise ValueError("confidence values c(x) must be in [0, 1]")
+    p = probs.double()
+    rows = torch.arange(p.shape[0], device=p.device)
+    rest = p.clone()
+    rest[rows, labels] = 0.0
+    rest_mass = rest.sum(1)
+    empty = rest_mass <= 0
+    if empty.any():
+        uniform = torch.full_like(rest[empty], 1.0 / (p.shape[1] - 1))
+        uniform[torch.arange(int(empty.sum()), device=p.device), labels[empty]] = 0.0
+        rest[empty] = uniform
+        rest_mass = rest.sum(1)
+    runner_up = rest.max(1).values
+    bound = runner_up / (rest_mass + runner_up)
+    c = torch.maximum(confidence.double(), bound)
+    q = rest * ((1 - c) / rest_mass)[:, None]
+    q[rows, labels] = c
+    return q.to(probs.dtype)

@@ -1,0 +1,317 @@
+"""Run a batch of papermill runs, on this machine or a Dask cluster; see its
+state; aggregate its results.
+
+    python -m calibkd.runs run papermill_runs/<batch>            # embedded LocalCluster
+    python -m calibkd.runs run <batch> --workers 2               # ... of 2 workers
+    python -m calibkd.runs run <batch> --scheduler tcp://host:8786   # an existing cluster
+    python -m calibkd.runs run <batch> --retry                   # rerun failed runs too
+    python -m calibkd.runs status <batch>
+    python -m calibkd.runs aggregate <batch> [--reference kd]
+
+The batch is validated and its folder checked (``calibkd.runs.batches``) before
+anything starts; finished runs are skipped, so a rerun resumes a batch. Each
+run is one Dask task (``calibkd.runs.task.execute_run``) that runs papermill in
+a process of its own; runs with ``device: cuda`` ask for the worker resource
+``GPU`` (start GPU workers with ``--resources GPU=1``), so one GPU gets one run
+at a time. Workers must see the batch folder and the model cache at the same
+paths as the runner (one machine, or a shared file system).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from calibkd.errors import ConfigError
+from calibkd.runs import store as run_store
+from calibkd.runs.batches import (
+    Batch,
+    BatchError,
+    RunSpec,
+    batch_root,
+    check_folder,
+    load_batch,
+    write_record,
+)
+from calibkd.runs.results import aggregate as write_results
+from calibkd.runs.task import execute_run, record_lost, runner_environment
+from calibkd.study.runner import NOTEBOOK_DIR
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+LOG = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchReport:
+    """What one ``run`` did: an outcome per run of the batch."""
+
+    batch: Batch
+    outcomes: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o["status"] == status for o in self.outcomes)
+
+    def states(self) -> dict[str, str]:
+        """Each run's state on disk now."""
+        return {spec.run_id: run_store.run_state(self.batch.root, spec.run_id) for spec in self.batch.runs}
+
+    @property
+    def complete(self) -> bool:
+        return all(state == "finished" for state in self.states().values())
+
+    def summary(self) -> str:
+        states = self.states()
+        done = sum(s == "finished" for s in states.values())
+        failed = [o for o in self.outcomes if o["status"] == "failed"]
+        failed += [o for o in self.outcomes if o["status"] == "skipped" and o.get("state") == "failed"]
+        already = sum(o.get("state") == "finished" for o in self.outcomes)
+        lines = [(f"batch {self.batch.name}: {done}/{len(states)} runs finished ({self.count('finished')} now, "
+                  f"{already} already), {len(failed)} failed, {self.count('busy')} held by another runner")]
+        for o in failed:
+            note = " (from an earlier run; --retry reruns it)" if o["status"] == "skipped" else ""
+            error = o.get("error") or run_store.read_json(
+                run_store.run_dir(self.batch.root, o["run_id"]) / run_store.FAILED).get("error", "")
+            lines.append(f"  failed {o['run_id']}{note}: {error}\n"
+                         f"    see {run_store.run_dir(self.batch.root, o['run_id']) / run_store.ERROR}")
+        if done:
+            lines.append(f"aggregate with: python -m calibkd.runs aggregate {self.batch.root}")
+        return "\n".join(lines)
+
+
+def local_workers(runs: Sequence[RunSpec], requested: int | None = None) -> tuple[int, int]:
+    """(workers, GPUs) of the embedded cluster: one worker per GPU when runs
+    ask for CUDA; otherwise as many as the cores allow at the runs' ``num_threads``."""
+    if any(run.needs_gpu for run in runs):
+        import torch
+
+        gpus = torch.cuda.device_count()
+        if gpus == 0:
+            raise BatchError("runs ask for device='cuda' but this machine has no GPU visible to torch; "
+                             "use device 'auto' or 'cpu', or --scheduler with GPU workers")
+        return min(requested or gpus, gpus), gpus
+    if requested is not None:
+        if requested < 1:
+            raise BatchError(f"--workers {requested} must be at least 1")
+        return requested, 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max((run.threads for run in runs), default=1)
+    return max(1, min(cores // threads, len(runs))), 0
+
+
+@contextlib.contextmanager
+def dask_client(runs: Sequence[RunSpec], scheduler: str | None, workers: int | None,
+                connect_timeout: float) -> Iterator[tuple[Any, bool]]:
+    """A Dask client: connected to ``scheduler``, or to an embedded
+    ``LocalCluster`` (processes, one thread each). Yields ``(client, pin_gpu)``."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        if workers is not None:
+            raise BatchError("--workers sizes the embedded cluster; with --scheduler the cluster's own workers run")
+        try:
+            client = Client(scheduler, timeout=connect_timeout)
+        except (OSError, TimeoutError, ValueError) as error:
+            raise BatchError(
+                f"could not reach the Dask scheduler at {scheduler!r} within {connect_timeout:g}s "
+                f"({type(error).__name__}: {error}); start one with `dask scheduler` and workers with "
+                f"`dask worker {scheduler} --nthreads 1`, or run without --scheduler for a local cluster"
+            ) from None
+        with client:
+            if any(run.needs_gpu for run in runs):
+                offered = [w.get("resources", {}).get("GPU", 0) for w in client.scheduler_info()["workers"].values()]
+                if not any(offered):
+                    LOG.warning("runs ask for a GPU but no worker of %s offers the GPU resource yet; they wait "
+                                "until one does (start GPU workers with --resources GPU=1)", scheduler)
+            yield client, False
+        return
+    import dask
+
+    n, gpus = local_workers(runs, workers)
+    # one run per worker thread: Dask's default (1.1) would queue a second run on a busy worker
+    with _quiet("distributed"), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                               silence_logs=logging.ERROR, resources={"GPU": 1} if gpus else None)
+        with cluster, Client(cluster) as client:
+            yield client, bool(gpus)
+
+
+@contextlib.contextmanager
+def _quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
+    """The embedded scheduler logs every worker and connection at INFO: keep only errors."""
+    logger = logging.getLogger(name)
+    before = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def _lost(batch: Batch, spec: RunSpec, error: BaseException) -> dict[str, Any]:
+    """A run whose task raised or whose worker died: recorded as failed (so
+    ``--retry`` reruns it) and reported; the other runs go on."""
+    message = f"the run's task did not return: {type(error).__name__}: {error}"
+    record_lost(str(batch.root), spec.to_dict(), message)
+    return {"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid, "status": "failed", "error": message}
+
+
+def _run_sequential(tasks: Sequence[RunSpec], batch: Batch, task_args: dict[str, Any]) -> Iterator[dict]:
+    for spec in tasks:
+        try:
+            yield execute_run(spec=spec.to_dict(), **task_args)
+        except Exception as error:
+            yield _lost(batch, spec, error)
+
+
+def _run_dask(tasks: Sequence[RunSpec], client: Any, pin_gpu: bool, batch: Batch,
+              task_args: dict[str, Any]) -> Iterator[dict]:
+    from distributed import as_completed
+
+    token = secrets.token_hex(4)  # runners never share tasks; the run locks keep them apart
+    futures = {}
+    for spec in tasks:
+        future = client.submit(execute_run, spec=spec.to_dict(), pin_gpu=pin_gpu, **task_args,
+                               key=f"calibkd-run-{spec.run_id}-{token}", pure=False,
+                               resources={"GPU": 1} if spec.needs_gpu else None)
+        futures[future] = spec
+    for future in as_completed(futures):
+        spec = futures[future]
+        try:
+            yield future.result()
+        except Exception as error:  # the worker died (KilledWorker), or the task raised
+            yield _lost(batch, spec, error)
+
+
+def run_batch(path: str | Path, retry: bool = False, scheduler: str | None = None, workers: int | None = None,
+              sequential: bool = False, notebook_dir: Path = NOTEBOOK_DIR,
+              connect_timeout: float = DEFAULT_CONNECT_TIMEOUT, progress: bool = True) -> BatchReport:
+    """Run every unfinished run of a batch; returns what happened to each.
+
+    ``sequential`` runs them one after another in this process (still one
+    papermill process per run), without Dask.
+    """
+    from tqdm import tqdm
+
+    batch = load_batch(path, notebook_dir)
+    check_folder(batch)
+    report = BatchReport(batch)
+    todo = []
+    for spec in batch.runs:
+        state = run_store.run_state(batch.root, spec.run_id)
+        if state == "finished" or (state == "failed" and not retry):
+            report.outcomes.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid,
+                                    "status": "skipped", "state": state})
+        else:
+            todo.append(spec)
+    if not todo:
+        return report
+    task_args = {"root": str(batch.root.resolve()), "notebook_dir": str(Path(notebook_dir).resolve()),
+                 "env": runner_environment(), "retry": retry}
+    with contextlib.ExitStack() as stack:
+        if sequential:
+            if scheduler or workers is not None:
+                raise BatchError("--sequential runs without Dask: drop --scheduler / --workers")
+            outcomes = _run_sequential(todo, batch, task_args)
+        else:
+            client, pin_gpu = stack.enter_context(dask_client(todo, scheduler, workers, connect_timeout))
+            outcomes = _run_dask(todo, client, pin_gpu, batch, task_args)
+        write_record(batch)  # only now: nothing is written before the engine is up
+        done = len(batch.runs) - len(todo)
+        bar = stack.enter_context(tqdm(total=len(batch.runs), initial=done, desc=batch.name, unit="run",
+                                       disable=not progress, file=sys.stderr, dynamic_ncols=True))
+        for outcome in outcomes:
+            report.outcomes.append(outcome)
+            bar.update(1)
+            bar.set_postfix(failed=report.count("failed"), busy=report.count("busy"), refresh=True)
+    return report
+
+
+def status_table(path: str | Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[dict[str, Any]]:
+    """One row per run of a batch: id, grid values, state, seconds or error."""
+    batch = load_batch(path, notebook_dir)
+    rows = []
+    for spec in batch.runs:
+        state = run_store.run_state(batch.root, spec.run_id)
+        if state == "pending" and run_store.RunLock(batch.root, spec.run_id).held_elsewhere():
+            state = "running"
+        folder = run_store.run_dir(batch.root, spec.run_id)
+        info = run_store.read_json(folder / (run_store.FAILED if state == "failed" else run_store.FINISHED))
+        rows.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid, "state": state,
+                     "seconds": info.get("seconds"), "error": info.get("error")})
+    return rows
+
+
+def _print_status(path: str, notebook_dir: Path) -> int:
+    batch = load_batch(path, notebook_dir)
+    try:
+        check_folder(batch)
+        note = ""
+    except BatchError as error:
+        note = f"warning: {error}\n"
+    rows = status_table(path, notebook_dir)
+    print(f"{note}batch {batch.name}: {len(rows)} runs in {batch.runs_dir}")
+    for row in rows:
+        extra = f"{row['seconds']:.0f}s" if row["seconds"] is not None else ""
+        if row["error"]:
+            extra = f"{extra} {row['error']}".strip()
+        grid = " ".join(f"{k}={v}" for k, v in row["grid"].items())
+        print(f"  {row['state']:<9} {row['run_id']:<40} {grid} {extra}")
+    counts = {s: sum(r["state"] == s for r in rows) for s in ("finished", "failed", "running", "pending")}
+    print("  " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    return 0 if counts["finished"] == len(rows) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m calibkd.runs", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run every unfinished run of a batch")
+    run.add_argument("batch", help="batch folder (holding batch.yaml) or its name under papermill_runs/")
+    run.add_argument("--retry", action="store_true", help="rerun failed runs too")
+    run.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
+    run.add_argument("--workers", type=int, help="workers of the embedded LocalCluster (default: sized to the machine)")
+    run.add_argument("--sequential", action="store_true", help="no Dask: one run after another in this process")
+    run.add_argument("--connect-timeout", type=float, default=DEFAULT_CONNECT_TIMEOUT,
+                     help="seconds to wait for --scheduler to answer (default %(default)s)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    status = commands.add_parser("status", help="the state of each run of a batch")
+    status.add_argument("batch")
+    aggregate = commands.add_parser("aggregate", help="write results.csv and paired.csv of a batch")
+    aggregate.add_argument("batch")
+    aggregate.add_argument("--reference", default="kd", help="model the paired differences are taken against "
+                           "(default %(default)s; 'none' skips them)")
+    aggregate.add_argument("--replicate", default="seed", help="the grid parameter intervals are taken over")
+    aggregate.add_argument("--confidence", type=float, default=0.95)
+    for sub in (run, status):
+        sub.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        if args.command == "run":
+            report = run_batch(args.batch, retry=args.retry, scheduler=args.scheduler, workers=args.workers,
+                               sequential=args.sequential, notebook_dir=args.notebook_dir,
+                               connect_timeout=args.connect_timeout, progress=not args.no_progress)
+            print(report.summary())
+            return 0 if report.complete else 1
+        if args.command == "status":
+            return _print_status(args.batch, args.notebook_dir)
+
+        reference = None if args.reference.lower() == "none" else args.reference
+        written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence)
+        for path in written.values():
+            print(f"wrote {path}")
+        return 0
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

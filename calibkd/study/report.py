@@ -1,0 +1,112 @@
+"""What chapter 04 reports about a student stage: every student's scores
+(test, validation, after its own temperature scaling, fidelity to its
+teacher), the transfer targets' diagnostics, per-class-group scores for the
+long tail, and fidelity to the truth where the true label distributions are
+known. It sits above training and evaluation because it needs both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import pandas as pd
+import torch
+
+from calibkd import metrics
+from calibkd.data.augment import augmented_view
+from calibkd.data.splits import DataSplits, Split
+from calibkd.data.subsets import training_examples
+from calibkd.evaluation.fidelity import Scored, fidelity_table
+from calibkd.evaluation.shift import group_scores
+from calibkd.methods.calibration import fit_temperature
+from calibkd.nn.inference import predict_logits
+from calibkd.training.stage import StudentResult, StudentStage, transfer_targets
+
+
+def _split_rows(name: str, split: str, probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
+    return [{"model": name, "split": split, "metric": m, "value": v}
+            for m, v in metrics.evaluate(probs, labels).items()]
+
+
+def score_students(results: Mapping[str, StudentResult], data: DataSplits) -> pd.DataFrame:
+    """Tidy scores (model, split, metric, value) of every student: on test, on
+    validation, on test after the student's own temperature scaling (fitted on
+    validation), and its fidelity to its teacher on test (top-1 agreement and
+    mean KL(teacher || student), Stanton et al. 2021)."""
+    rows: list[dict[str, Any]] = []
+    test_labels, val_labels = data.test.labels.cpu(), data.val.labels.cpu()
+    teacher_probs: dict[str, torch.Tensor] = {}
+    for name, result in results.items():
+        test_logits = predict_logits(result.model, data.test.images)
+        val_logits = predict_logits(result.model, data.val.images)
+        rows += _split_rows(name, "test", metrics.softmax(test_logits), test_labels)
+        rows += _split_rows(name, "validation", metrics.softmax(val_logits), val_labels)
+        temperature = fit_temperature(val_logits, data.val.labels)
+        rows += _split_rows(name, "test after TS", metrics.softmax(test_logits, temperature), test_labels)
+        rows.append({"model": name, "split": "validation", "metric": "ts_temperature", "value": temperature})
+        if result.teacher is not None:
+            key = result.teacher.record["key"]
+            if key not in teacher_probs:
+                teacher_probs[key] = metrics.softmax(predict_logits(result.teacher.model, data.test.images))
+            student_probs = metrics.softmax(test_logits)
+            rows.append({"model": name, "split": "test", "metric": "agreement",
+                         "value": metrics.agreement(student_probs, teacher_probs[key])})
+            rows.append({"model": name, "split": "test", "metric": "teacher_kl",
+                         "value": metrics.mean_kl(teacher_probs[key], student_probs)})
+    return pd.DataFrame(rows)
+
+
+def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> pd.DataFrame:
+    """What each student was taught, on ``split`` (e.g. augmented training
+    views): the mean confidence, entropy and non-target mass of its target at
+    T = 1, and its ECE against the labels (the calibration of the target
+    itself). One row per distilling student."""
+    labels = split.labels.cpu()
+    rows = []
+    for name, target in transfer_targets(stage, results, split).items():
+        rows.append({
+            "model": name,
+            "target confidence": float(target.max(1).values.mean()),
+            "target p_y": float(target.gather(1, labels[:, None]).mean()),
+            "target entropy": float(metrics.entropy(target).mean()),
+            "non-target mass": float(metrics.non_target_mass(target, labels).mean()),
+            "target ECE": metrics.ece(target, labels),
+            "target accuracy": metrics.accuracy(target, labels),
+        })
+    return pd.DataFrame(rows)
+
+
+def class_group_scores(models: Mapping[str, torch.nn.Module], data: DataSplits,
+                       groups: Mapping[str, Sequence[int]]) -> pd.DataFrame:
+    """Accuracy, ECE and NLL of every model on the test examples of each class
+    group (e.g. the many-, medium- and few-shot classes of a long-tailed
+    training set), tidy: model, group, classes, metric, value."""
+    frames = []
+    for name, model in models.items():
+        probs = metrics.softmax(predict_logits(model, data.test.images))
+        frames.append(group_scores(probs, data.test.labels, dict(groups)).assign(model=name))
+    return pd.concat(frames, ignore_index=True)[["model", "group", "classes", "metric", "value"]]
+
+
+def stage_fidelity(stage: StudentStage, results: Mapping[str, StudentResult], data: DataSplits,
+                   sample_size: int = 10_000, seed: int = 0) -> pd.DataFrame:
+    """Fidelity to the truth of one ``student_stage.StudentStage``: every
+    student's predictions on test (split ``"test"``, model = student name) and
+    every transfer target (``student_stage.transfer_targets``) on one seeded
+    augmented view of ``sample_size`` of the students' training examples
+    (split ``"target (augmented train)"``). Crops keep a glyph's identity
+    (glyph data never flips), so the augmented view keeps its example's true
+    distribution. Needs ``data.known_posterior``."""
+    if not data.known_posterior:
+        raise ValueError(f"{data.info.name} has no true label distributions (DataSplits.known_posterior is False)")
+    info = data.info
+    sample = training_examples(data, stage.recipe.train).subset(sample_size, seed)
+    augmented = augmented_view(sample, info, seed + 100)
+    predictions: dict[tuple[str, str], Scored] = {}
+    test_labels, test_truth = data.test.labels.cpu(), data.test.true_probs.cpu()
+    for name, result in results.items():
+        probs = metrics.softmax(predict_logits(result.model, data.test.images))
+        predictions[name, "test"] = (probs, test_labels, test_truth)
+    for name, target in transfer_targets(stage, results, augmented).items():
+        predictions[name, "target (augmented train)"] = (target, augmented.labels.cpu(), augmented.true_probs.cpu())
+    return fidelity_table(predictions, info.class_groups)

@@ -1,0 +1,193 @@
+"""The main job: execute the study's notebooks in order with papermill.
+
+``python -m calibkd.study`` runs every numbered notebook with its default
+parameters (or ``--profile`` / ``-p name value`` overrides) into
+``papermill_runs/study/<run-id>/``: the executed notebooks, ``figures/``,
+one tidy ``metrics.csv``, ``parameters.yaml`` and ``provenance.json``. The
+run-id is a hash of the resolved parameters. All parameters are validated
+before the first notebook starts; the folder is assembled under a temporary
+name and renamed into place only when every notebook finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import functools
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import pandas as pd
+import yaml
+
+from calibkd.config import NOTEBOOK_PARAMETERS, result_identity, validate_parameters
+from calibkd.errors import ConfigError
+from calibkd.io import atomic_write_text, params_key
+from calibkd.paths import PROJECT_ROOT
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
+#: What every notebook kernel of a study or batch run gets, besides ``OMP_WAIT_POLICY``.
+KERNEL_ENV = {"CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+#: The kernels' OpenMP wait policy when the caller sets none: PASSIVE degrades
+#: gracefully when jobs share the cores, ACTIVE is faster on an idle machine
+#: (README, benchmark); ``OMP_WAIT_POLICY=ACTIVE make study`` chooses it.
+DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
+
+
+def kernel_environment() -> dict[str, str]:
+    """The environment settings every kernel gets: ``KERNEL_ENV`` and the
+    caller's ``OMP_WAIT_POLICY`` (``DEFAULT_OMP_WAIT_POLICY`` when unset)."""
+    return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or DEFAULT_OMP_WAIT_POLICY, **KERNEL_ENV}
+
+
+def notebook_path(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
+    """``<notebook_dir>/<name>.ipynb``; tests point ``notebook_dir`` at stand-in notebooks."""
+    path = Path(notebook_dir) / f"{name}.ipynb"
+    if not path.is_file():
+        raise ConfigError(f"notebook {path} does not exist")
+    return path
+
+
+@functools.lru_cache(maxsize=32)
+def _declared_parameters(path: str, mtime_ns: int) -> dict[str, Any]:
+    import papermill
+
+    declared = papermill.inspect_notebook(path)
+    return {name: ast.literal_eval(spec["default"]) for name, spec in declared.items()}
+
+
+def declared_parameters(path: Path) -> dict[str, Any]:
+    """Default values of a notebook's ``parameters`` cell, as papermill reads them
+    (read once per version of the file: batches resolve many runs)."""
+    path = Path(path)
+    return copy.deepcopy(_declared_parameters(str(path.resolve()), path.stat().st_mtime_ns))
+
+
+def resolve_parameters(notebooks: Sequence[str], overrides: dict[str, Any],
+                       notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, dict[str, Any]]:
+    """Each notebook's defaults with the overrides that it declares, validated.
+
+    An override that no selected notebook declares is an error.
+    """
+    unused = set(overrides) - {"output_dir"}
+    resolved = {}
+    for name in notebooks:
+        params = declared_parameters(notebook_path(name, notebook_dir))
+        for key, value in overrides.items():
+            if key in params:
+                params[key] = value
+                unused.discard(key)
+        resolved[name] = validate_parameters(name, params)
+    if unused:
+        allowed = sorted({p for n in notebooks for p in NOTEBOOK_PARAMETERS[n]})
+        raise ConfigError(f"unknown parameter(s) {sorted(unused)}; allowed parameters: {allowed}")
+    return resolved
+
+
+def provenance() -> dict[str, Any]:
+    """Hardware, versions and code version the run used."""
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "calibkd", "notebooks"],
+                                    cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", None
+    return {
+        "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
+        "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
+        "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "kernel_env": kernel_environment(),
+    }
+
+
+def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path = DEFAULT_OUTPUT,
+              log_output: bool = False) -> Path:
+    """Execute ``notebooks`` in order; returns the finished run folder.
+
+    ``log_output`` streams the notebooks' printed output (epoch lines) to the log.
+    """
+    import papermill
+
+    resolved = resolve_parameters(notebooks, overrides)
+    identity = {name: result_identity(params) for name, params in resolved.items()}
+    run_id = f"{resolved[notebooks[0]]['profile']}-{params_key(identity)[:10]}"
+    final = output / run_id
+    staging = output / f".{run_id}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    atomic_write_text(staging / "parameters.yaml", yaml.safe_dump(resolved, sort_keys=False))
+    timings = {}
+    old_env = os.environ.copy()
+    os.environ.update(kernel_environment())  # the kernels papermill starts inherit it
+    try:
+        for name in notebooks:
+            params = dict(resolved[name], output_dir=str(staging.resolve()))
+            print(f"running {name} ...", flush=True)
+            start = time.perf_counter()
+            papermill.execute_notebook(
+                str(notebook_path(name)), str(staging / f"{name}.ipynb"), parameters=params,
+                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+            )
+            timings[name] = round(time.perf_counter() - start, 1)
+            print(f"  {name} finished in {timings[name]:.0f}s", flush=True)
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+    tables = sorted(staging.glob("metrics_*.csv"))
+    if tables:
+        merged = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
+        atomic_write_text(staging / "metrics.csv", merged.to_csv(index=False))
+    record = {"run_id": run_id, "notebooks": list(notebooks), "seconds": timings,
+              "total_seconds": round(sum(timings.values()), 1), **provenance()}
+    atomic_write_text(staging / "provenance.json", json.dumps(record, indent=1))
+    if final.exists():
+        shutil.rmtree(final)
+    staging.rename(final)
+    print(f"study written to {final} ({record['total_seconds']:.0f}s)")
+    return final
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--profile", default=None, help="smoke, default or full")
+    parser.add_argument("--notebooks", nargs="+", default=sorted(NOTEBOOK_PARAMETERS),
+                        help="notebook names to run, in order")
+    parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override a notebook parameter (Python literal)")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    overrides = {name: _parse_value(value) for name, value in args.parameter}
+    if args.profile:
+        overrides["profile"] = args.profile
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO)
+    try:
+        run_study(args.notebooks, overrides, args.output, log_output=True)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
