@@ -63,14 +63,21 @@ import seaborn as sns
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.config import STUDENT_METHODS
 from calibkd.data.augment import augmented_view
 from calibkd.data.subsets import long_tail_of, training_examples
 from calibkd.evaluation.shift import evaluate_suite, natural_shift_summary
 from calibkd.nn.inference import predict_logits
 from calibkd.study.context import parameters_from_globals, start
-from calibkd.study.report import class_group_scores, score_students, target_diagnostics
-from calibkd.training.stage import sweep_methods
+from calibkd.study.report import (
+    class_group_scores,
+    method_table,
+    score_students,
+    summary_table,
+    target_diagnostics,
+    teacher_table,
+    tidy,
+)
+from calibkd.training.stage import sweep_baseline, sweep_methods
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -105,19 +112,7 @@ ctx = start("04_student_distillation", params)
 # changes. The rows of the comparison, from `calibkd.config.STUDENT_METHODS`:
 
 # %%
-rows = []
-for name in student_methods:
-    m = STUDENT_METHODS[name]
-    teacher = {None: "-", "dus": f"DUS ({dus_teacher})"}.get(m.teacher, m.teacher)
-    target = {"temperature": "temperature-scaled", "cudp": f"CUD-P projection (c(x) from {cudp_map})"}.get(
-        m.calibrator, "teacher softmax")
-    if m.distill.wclip:
-        target += " + W-Clip"
-    loss = {"ce": "CE on labels", "kd": "KD", "dkd": "CE + DKD",
-            "target": "KD to target" + ("" if m.distill.temper_target else " (untempered)")}[m.distill.kind]
-    rows.append({"student": name, "teacher": teacher, "target": target if m.teacher else "-", "loss": loss,
-                 "what it tests": m.description})
-display(pd.DataFrame(rows).set_index("student"))
+display(method_table(student_methods, dus_teacher, cudp_map))
 
 # %% [markdown]
 # **Decisions, written down.**
@@ -166,23 +161,7 @@ display(pd.DataFrame(rows).set_index("student"))
 main_regime = regimes[0]
 stage = ctx.student_stage(main_regime, dus_teacher, cudp_map)
 results = {name: stage.student(name) for name in student_methods}
-
-
-def teacher_table(stage):
-    """Test accuracy, test ECE and TS temperature of every teacher a stage used."""
-    return pd.DataFrame([{"teacher": t.recipe.name, "test accuracy": t.record["test_accuracy"],
-                          "test ECE": t.record["test_ece"], "TS temperature": t.record["temperature"],
-                          "logit pass (s)": stage.teacher_pass_seconds.get(t.record["key"])}
-                         for t in stage.teachers.values()]).set_index("teacher")
-
-
 display(teacher_table(stage).round(4))
-
-
-def tidy(frame, split, regime):
-    """A wide table (one row per model) as tidy rows for the run's metrics file."""
-    long = frame.reset_index(names="model").melt(id_vars="model", var_name="metric", value_name="value")
-    return long.dropna(subset=["value"]).assign(split=split, regime=regime)
 
 # %% [markdown]
 # The one-off teacher passes (last column; empty when every student of that
@@ -205,33 +184,6 @@ scores = score_students(results, ctx.data).assign(regime=main_regime)
 suite = ctx.suite(shift_test_size, mixture_count=1000)
 shift_table = evaluate_suite(models, ctx.data, suite).assign(regime=main_regime)
 ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_04")
-
-
-def summary_table(scores, shift_table, names):
-    """One row per student: the columns of the chapter's results table."""
-    def pick(frame, **where):
-        for key, value in where.items():
-            frame = frame[frame[key] == value]
-        return frame.set_index("model")["value"]
-
-    corrupted = shift_table[(shift_table.condition == "corruption_mean") & (shift_table.severity > 0)]
-    columns = {
-        "accuracy": pick(scores, split="test", metric="accuracy"),
-        "NLL": pick(scores, split="test", metric="nll"),
-        "Brier": pick(scores, split="test", metric="brier"),
-        "ECE": pick(scores, split="test", metric="ece"),
-        "ECE after TS": pick(scores, split="test after TS", metric="ece"),
-        "NLL after TS": pick(scores, split="test after TS", metric="nll"),
-        "own TS T": pick(scores, split="validation", metric="ts_temperature"),
-        "shift acc (mean)": corrupted[corrupted.metric == "accuracy"].groupby("model")["value"].mean(),
-        "shift ECE (mean)": corrupted[corrupted.metric == "ece"].groupby("model")["value"].mean(),
-        "shift ECE (sev 5)": pick(corrupted[corrupted.severity == 5], metric="ece"),
-        "mixture NLL": pick(shift_table, condition="mixture_0.5", metric="soft_nll"),
-        "hard-slice NLL": pick(shift_table, condition="hard_slice", metric="nll"),
-        "agreement": pick(scores, split="test", metric="agreement"),
-        "KL(teacher||student)": pick(scores, split="test", metric="teacher_kl"),
-    }
-    return pd.DataFrame(columns).reindex(names)
 
 
 table = summary_table(scores, shift_table, student_methods)
@@ -442,9 +394,8 @@ if sweep:
     base = results["cud"] if "cud" in results else stage.student("cud")
     base_val = score_students({"cud": base}, ctx.data)
     base_val = base_val[base_val.split == "validation"].set_index("metric")["value"]
-    defaults = {"temperature": 4.0, "eta": 0.5, "m": 0.7, "lambda_h": 0.1, "sharpness": 10.0}
-    for setting in sweep:
-        sweep_rows.append({"setting": setting, "value": defaults[setting], **base_val[["accuracy", "nll", "ece"]]})
+    for setting, value in sweep_baseline(sweep, "cud", dus_teacher).items():  # CUD's own values, from config
+        sweep_rows.append({"setting": setting, "value": value, **base_val[["accuracy", "nll", "ece"]]})
     for label, setting, value, method, overrides in sweep_methods(sweep):
         result = stage.student(label, method, overrides)
         val = score_students({label: result}, ctx.data)

@@ -57,7 +57,7 @@ def test_the_cache_is_checked(tiny_splits, cache):
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"kind": "fitnet"}, "unknown distillation method"),
+    ({"kind": ""}, "distillation kind='' must be a name"),
     ({"temperature": 0.0}, "temperature"),
     ({"alpha": 1.5}, "alpha"),
     ({"eta": -0.1}, "eta"),
@@ -67,6 +67,13 @@ def test_the_cache_is_checked(tiny_splits, cache):
 def test_bad_method(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DistillMethod(**kwargs)
+
+
+def test_an_unknown_distillation_kind_is_refused_with_the_table_of_kinds():
+    """Kinds live with their losses (``DISTILL_KINDS``), so one is checked
+    when a hook is built (and when a chapter starts), not by config."""
+    with pytest.raises(ConfigError, match=r"unknown distillation kind 'fitnet'; allowed kinds: \['ce', 'kd', 'dkd', 'target'\]"):
+        make_hook(DistillMethod("fitnet"), None)
 
 
 # ---------------------------------------------------------------------------

@@ -55,7 +55,6 @@ from calibkd.config.parameters import (  # noqa: F401
 )
 from calibkd.config.specs import (  # noqa: F401
     ARCHITECTURE_NAMES,
-    DISTILL_KINDS,
     GATES,
     LOSS_DEFAULTS,
     OPTIMIZERS,

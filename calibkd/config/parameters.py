@@ -24,7 +24,8 @@ class ParameterRule:
     """What values one notebook parameter accepts."""
 
     kind: type | tuple[type, ...]
-    choices: tuple[Any, ...] | None = None
+    #: allowed values: a tuple, or a mapping whose keys are allowed (read when checked)
+    choices: tuple[Any, ...] | Mapping[str, Any] | None = None
     minimum: float | None = None
     maximum: float | None = None
     optional: bool = False
@@ -65,7 +66,7 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "dataset": ParameterRule(str, choices=tuple(n for n, i in DATASETS.items() if i.image_size > 1),
                              help="an image dataset; the mixture is used through calibkd.data.mixture / make_splits"),
     "data_root": ParameterRule(str, help="'' finds the data automatically"),
-    "seed": ParameterRule(int, minimum=0),
+    "seed": ParameterRule(int, minimum=0, maximum=2**32 - 1, help="NumPy's generators take seeds below 2**32"),
     "recipes": ParameterRule(list, choices=REGIMES),
     "report_epoch": ParameterRule(str, choices=REPORT_EPOCHS),
     "teacher_epochs": ParameterRule(int, minimum=1, optional=True),
@@ -79,18 +80,18 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
                                               "imported cache); a missing one is an error, never trained"),
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
     "regime": ParameterRule(str, choices=REGIMES),
-    "methods": ParameterRule(list, choices=tuple(TEACHER_METHODS)),
+    "methods": ParameterRule(list, choices=TEACHER_METHODS),
     "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic")),
-    "student_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
+    "student_methods": ParameterRule(list, choices=STUDENT_METHODS),  # the table itself: entries added later count
     "regimes": ParameterRule(list, choices=REGIMES,
                              help="the first runs student_methods, the others central_methods"),
-    "central_methods": ParameterRule(list, choices=tuple(STUDENT_METHODS)),
+    "central_methods": ParameterRule(list, choices=STUDENT_METHODS),
     "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
     "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
     "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
     "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch folder, or '' to skip it"),
-    "reference": ParameterRule(str, choices=tuple(STUDENT_METHODS), help="the model paired differences are taken against"),
+    "reference": ParameterRule(str, choices=STUDENT_METHODS, help="the model paired differences are taken against"),
 }
 
 #: Parameters that never change a run's numbers (only whether a missing model

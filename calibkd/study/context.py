@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from calibkd.config import (
+    STUDENT_METHODS,
     Profile,
     Recipe,
     apply_overrides,
@@ -31,6 +32,7 @@ from calibkd.io import atomic_write_bytes, atomic_write_text
 from calibkd.runtime import resolve_device, set_determinism
 from calibkd.training.model_cache import TrainedModel, get_trained, set_training_allowed
 from calibkd.training.stage import StudentStage
+from calibkd.training.students import distill_kind
 
 #: Names IPython defines in every kernel; never parameters.
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
@@ -141,6 +143,8 @@ def start(notebook: str, params: Mapping[str, Any]) -> StudyContext:
         apply_overrides(profile.teacher_recipes[name], params, "teacher_epochs")
     if "student_epochs" in params:
         apply_overrides(profile.student, params, "student_epochs")
+    for name in [*params.get("student_methods", []), *params.get("central_methods", [])]:
+        distill_kind(STUDENT_METHODS[name].distill.kind)  # a row naming an unknown loss fails here
     device = resolve_device(params["device"])
     set_training_allowed(params.get("train_missing", True))
     set_determinism(params["seed"], params["num_threads"])

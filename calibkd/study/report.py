@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from calibkd import metrics
+from calibkd.config import STUDENT_METHODS
 from calibkd.data.augment import augmented_view
 from calibkd.data.splits import DataSplits, Split
 from calibkd.data.subsets import training_examples
@@ -21,6 +22,68 @@ from calibkd.evaluation.shift import group_scores
 from calibkd.methods.calibration import fit_temperature
 from calibkd.nn.inference import predict_logits
 from calibkd.training.stage import StudentResult, StudentStage, transfer_targets
+from calibkd.training.students import distill_kind
+
+
+def method_table(names: Sequence[str], dus_teacher: str = "dus_soft", cudp_map: str = "temperature") -> pd.DataFrame:
+    """One row per student method: its teacher, target, loss and what it tests
+    (from ``config.STUDENT_METHODS`` and ``training.students.DISTILL_KINDS``)."""
+    rows = []
+    for name in names:
+        m = STUDENT_METHODS[name]
+        teacher = {None: "-", "dus": f"DUS ({dus_teacher})"}.get(m.teacher, m.teacher)
+        target = {"temperature": "temperature-scaled", "cudp": f"CUD-P projection (c(x) from {cudp_map})",
+                  "cross_fit": "CUD-P projection (c(x) cross-fitted)"}.get(m.calibrator, "teacher softmax")
+        if m.distill.wclip:
+            target += " + W-Clip"
+        kind = distill_kind(m.distill.kind)
+        loss = kind.description + ("" if m.distill.temper_target or not kind.shapes_target else " (untempered)")
+        rows.append({"student": name, "teacher": teacher, "target": target if m.teacher else "-", "loss": loss,
+                     "what it tests": m.description})
+    return pd.DataFrame(rows).set_index("student")
+
+
+def teacher_table(stage: StudentStage) -> pd.DataFrame:
+    """Test accuracy, test ECE and TS temperature of every teacher a stage used,
+    with the seconds of its one-off logit pass (empty when every student came from the cache)."""
+    return pd.DataFrame([{"teacher": t.recipe.name, "test accuracy": t.record["test_accuracy"],
+                          "test ECE": t.record["test_ece"], "TS temperature": t.record["temperature"],
+                          "logit pass (s)": stage.teacher_pass_seconds.get(t.record["key"])}
+                         for t in stage.teachers.values()]).set_index("teacher")
+
+
+def tidy(frame: pd.DataFrame, split: str, regime: str) -> pd.DataFrame:
+    """A wide table (one row per model) as tidy rows (model, metric, value, split, regime)."""
+    long = frame.reset_index(names="model").melt(id_vars="model", var_name="metric", value_name="value")
+    return long.dropna(subset=["value"]).assign(split=split, regime=regime)
+
+
+def summary_table(scores: pd.DataFrame, shift_table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """One row per student: the columns of chapter 04's results table, from
+    ``score_students`` and ``evaluate_suite`` output."""
+    def pick(frame: pd.DataFrame, **where: Any) -> pd.Series:
+        for key, value in where.items():
+            frame = frame[frame[key] == value]
+        return frame.set_index("model")["value"]
+
+    corrupted = shift_table[(shift_table.condition == "corruption_mean") & (shift_table.severity > 0)]
+    columns = {
+        "accuracy": pick(scores, split="test", metric="accuracy"),
+        "NLL": pick(scores, split="test", metric="nll"),
+        "Brier": pick(scores, split="test", metric="brier"),
+        "ECE": pick(scores, split="test", metric="ece"),
+        "ECE after TS": pick(scores, split="test after TS", metric="ece"),
+        "NLL after TS": pick(scores, split="test after TS", metric="nll"),
+        "own TS T": pick(scores, split="validation", metric="ts_temperature"),
+        "shift acc (mean)": corrupted[corrupted.metric == "accuracy"].groupby("model")["value"].mean(),
+        "shift ECE (mean)": corrupted[corrupted.metric == "ece"].groupby("model")["value"].mean(),
+        "shift ECE (sev 5)": pick(corrupted[corrupted.severity == 5], metric="ece"),
+        "mixture NLL": pick(shift_table, condition="mixture_0.5", metric="soft_nll"),
+        "hard-slice NLL": pick(shift_table, condition="hard_slice", metric="nll"),
+        "agreement": pick(scores, split="test", metric="agreement"),
+        "KL(teacher||student)": pick(scores, split="test", metric="teacher_kl"),
+    }
+    return pd.DataFrame(columns).reindex(names)
 
 
 def _split_rows(name: str, split: str, probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:

@@ -21,9 +21,11 @@ import torch
 
 from calibkd.config import (
     CROSS_FIT_FOLDS,
+    LOSS_DEFAULTS,
     STUDENT_METHODS,
     SWEEP_DISTILL,
     SWEEP_TEACHER,
+    TEACHER_METHODS,
     Recipe,
     StudentMethod,
     as_record,
@@ -35,7 +37,12 @@ from calibkd.methods.calibration import Calibrator, make_calibrator
 from calibkd.nn.inference import predict_logits
 from calibkd.training.cross_fit import CrossFitConfidence, fold_teachers
 from calibkd.training.model_cache import ModelCache, TrainedModel, get_trained
-from calibkd.training.students import check_teacher, make_target, train_student
+from calibkd.training.students import (
+    check_teacher,
+    distill_kind,
+    make_target,
+    train_student,
+)
 from calibkd.training.teacher_logits import TeacherLogits
 
 #: (teacher method or "ce", loss overrides or None) -> the trained teacher
@@ -137,8 +144,9 @@ class StudentStage:
         distill = method.distill
         if distill.kind == "dkd":
             distill = replace(distill, warmup_epochs=distill.warmup_for(self.recipe.train.epochs))
+        kind = distill_kind(distill.kind)
         teacher = self.teacher(method.teacher, loss_overrides) if method.teacher else None
-        if teacher is None and distill.kind != "ce":
+        if teacher is None and kind.loss is not None:
             raise ConfigError(f"student {name!r} distills ({distill.kind}) but names no teacher")
         cross_fit = method.calibrator == "cross_fit"
         calibrator_name = self.calibrator_name(method)
@@ -182,6 +190,17 @@ def sweep_methods(sweep: Mapping[str, list[float]], base: str = "cud") -> list[t
     return runs
 
 
+def sweep_baseline(sweep: Mapping[str, list[float]], base: str = "cud", dus_teacher: str = "dus_soft") -> dict[str, float]:
+    """The value each swept setting has in the ``base`` student itself (its
+    distillation settings, or its DUS teacher's loss hyper-parameters), read
+    from the config: the row the sweep's other values are compared with."""
+    check_sweep(sweep)
+    method = STUDENT_METHODS[base]
+    teacher_loss = dict(LOSS_DEFAULTS[TEACHER_METHODS[dus_teacher][0]]) | dict(TEACHER_METHODS[dus_teacher][1])
+    return {setting: float(getattr(method.distill, setting)) if setting in SWEEP_DISTILL
+            else float(teacher_loss[setting]) for setting in sweep}
+
+
 def transfer_targets(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> dict[str, torch.Tensor]:
     """The target each distilling student was taught on ``split``, at T = 1:
     the constructed target (``students.make_target``: calibrated teacher,
@@ -202,7 +221,7 @@ def transfer_targets(stage: StudentStage, results: Mapping[str, StudentResult], 
         method = result.method
         calibrator_name = stage.calibrator_name(method)
         calibrator = stage.calibrator(result.teacher, calibrator_name) if calibrator_name else None
-        if method.distill.kind == "target":
+        if distill_kind(method.distill.kind).shapes_target:
             targets[name] = make_target(method.distill, logits, labels, calibrator)
         else:
             targets[name] = torch.softmax(logits, 1)

@@ -1,23 +1,25 @@
 """The student stage: one student recipe for every method; only the target changes.
 
-A ``DistillMethod`` says how a student learns from its teacher: labels only
-(``ce``), Hinton KD from the teacher's logits (``kd``), decoupled KD
-(``dkd``, with the reference implementation's linear warm-up), or KD towards
-a target built from the teacher's probabilities (``target``): W-Clip, a
-post-hoc calibrator's map, or both. Teacher logits come from a shared
+A ``DistillMethod`` says how a student learns from its teacher; its
+``kind`` is a row of ``DISTILL_KINDS``, the one table of distillation losses:
+labels only (``ce``), Hinton KD from the teacher's logits (``kd``), decoupled
+KD (``dkd``, with the reference implementation's linear warm-up), or KD
+towards a target built from the teacher's probabilities (``target``): W-Clip,
+a post-hoc calibrator's map, or both. A new kind is one entry there (its
+per-batch loss); a new student is one entry of ``config.STUDENT_METHODS``. Teacher logits come from a shared
 ``TeacherLogits`` cache, so every method sees the same batches and the same
 teacher outputs.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from calibkd.config import DISTILL_KINDS as KINDS
 from calibkd.config import DistillMethod, TrainConfig
 from calibkd.data.splits import DataSplits
 from calibkd.errors import ConfigError
@@ -34,7 +36,53 @@ class ConfidenceSource(Protocol):
 
     def batch(self, epoch: int, step: int) -> torch.Tensor: ...
 
-__all__ = ["KINDS", "DistillMethod", "check_teacher", "make_target", "make_hook", "train_student"]
+
+
+@dataclass
+class DistillBatch:
+    """What a distillation loss sees on one batch."""
+
+    student: torch.Tensor          # student logits
+    teacher: torch.Tensor          # teacher logits (the shared, precomputed pass)
+    labels: torch.Tensor
+    epoch: int
+    warmup: int                    # warm-up epochs (DKD)
+    target: torch.Tensor | None    # the shaped target at T = 1, for kinds with ``shapes_target``
+
+
+@dataclass(frozen=True)
+class DistillKind:
+    """One way a student learns from its teacher: its per-batch loss (None:
+    labels only, no teacher), whether it distills towards a target shaped by
+    ``make_target``, and a short description for the chapters' tables."""
+
+    loss: Callable[[DistillMethod, DistillBatch], torch.Tensor] | None
+    description: str
+    shapes_target: bool = False
+
+
+def _dkd(method: DistillMethod, b: DistillBatch) -> torch.Tensor:
+    ramp = min(b.epoch / b.warmup, 1.0) if b.warmup else 1.0
+    return F.cross_entropy(b.student, b.labels) + ramp * distill.dkd_loss(
+        b.student, b.teacher, b.labels, method.dkd_alpha, method.dkd_beta, method.temperature)
+
+
+#: Every distillation kind: the one table a new distillation loss is added to.
+DISTILL_KINDS: dict[str, DistillKind] = {
+    "ce": DistillKind(None, "CE on labels"),
+    "kd": DistillKind(lambda m, b: distill.kd_loss(b.student, b.teacher, b.labels, m.temperature, m.alpha), "KD"),
+    "dkd": DistillKind(_dkd, "CE + DKD"),
+    "target": DistillKind(lambda m, b: distill.target_kd_loss(b.student, b.target.to(b.student), b.labels,
+                                                              m.temperature, m.alpha, m.temper_target),
+                          "KD to target", shapes_target=True),
+}
+
+
+def distill_kind(name: str) -> DistillKind:
+    """The row of ``DISTILL_KINDS`` a method names; a clear error for an unknown one."""
+    if name not in DISTILL_KINDS:
+        raise ConfigError(f"unknown distillation kind {name!r}; allowed kinds: {list(DISTILL_KINDS)}")
+    return DISTILL_KINDS[name]
 
 
 def check_teacher(teacher: nn.Module, data: DataSplits) -> None:
@@ -82,7 +130,8 @@ def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
     """The training-loop hook that computes ``method``'s loss on one batch
     (``epochs``: the student's epochs, for DKD's warm-up; ``confidences``:
     per-batch c(x) for CUD-P, e.g. ``cross_fit.CrossFitConfidence``)."""
-    if method.kind == "ce":
+    kind = distill_kind(method.kind)
+    if kind.loss is None:
         return None
     if teacher_logits is None:
         raise ValueError(f"distillation method {method.kind!r} needs teacher logits")
@@ -92,16 +141,11 @@ def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
 
     def hook(student: torch.Tensor, images: torch.Tensor, labels: torch.Tensor, epoch: int, step: int) -> torch.Tensor:
         teacher = teacher_logits.batch(epoch, step).to(student)
-        if method.kind == "kd":
-            return distill.kd_loss(student, teacher, labels, method.temperature, method.alpha)
-        if method.kind == "dkd":
-            ramp = min(epoch / warmup, 1.0) if warmup else 1.0
-            return F.cross_entropy(student, labels) + ramp * distill.dkd_loss(
-                student, teacher, labels, method.dkd_alpha, method.dkd_beta, method.temperature)
-        confidence = confidences.batch(epoch, step) if confidences is not None else None
-        probs = make_target(method, teacher, labels, calibrator, confidence)
-        return distill.target_kd_loss(student, probs.to(student), labels, method.temperature, method.alpha,
-                                      method.temper_target)
+        target = None
+        if kind.shapes_target:
+            confidence = confidences.batch(epoch, step) if confidences is not None else None
+            target = make_target(method, teacher, labels, calibrator, confidence)
+        return kind.loss(method, DistillBatch(student, teacher, labels, epoch, warmup, target))
 
     return hook
 
