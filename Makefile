@@ -1,7 +1,7 @@
 # calibkd: two commands do all set-up on a fresh machine.
 #   make study   creates .venv if missing, makes sure the data is there, runs the study's notebooks
 #   make test    the same set-up, then unit tests, notebook smoke runs and nbval checks
-# Course material (README, "Course material"):
+# Course material (docs/course.md):
 #   make student-edition   the student edition of every chapter, into course/student/
 #   make site              the static site of the executed notebooks, into site/
 PYTHON ?= python3
@@ -23,7 +23,7 @@ study: setup data
 # when Chromium is missing; elsewhere it skips and says how to install it.
 #
 # A rare native crash inside torch's CPU backward (a general protection fault
-# in oneDNN's JIT code; README, "Known issues") kills the whole pytest process
+# in oneDNN's JIT code; docs/testing.md, "Known issues") kills the whole pytest process
 # about once in several full runs. Test failures (exit status 1-5) fail at
 # once; only a death by signal (status >= 128) is reported and the suite is
 # run once more, in full, so that it must then pass.
@@ -31,7 +31,7 @@ test: setup data browser
 	@export CALIBKD_REQUIRE_BROWSER=$$(test "$$(id -u)" = 0 && echo 1); \
 	$(PY) -m pytest -q; status=$$?; \
 	if [ $$status -ge 128 ]; then \
-	  echo "*** pytest died from signal $$((status - 128)) (a native crash, not a test failure; README: Known issues): running the suite once more"; \
+	  echo "*** pytest died from signal $$((status - 128)) (a native crash, not a test failure; docs/testing.md: Known issues): running the suite once more"; \
 	  $(PY) -m pytest -q; status=$$?; \
 	fi; exit $$status
 	$(MAKE) nbval
@@ -40,7 +40,7 @@ test: setup data browser
 unit: setup
 	$(PY) -m pytest -q -m "not notebooks"
 
-# nbval re-executes notebooks and compares their checked outputs (README, "Tests").
+# nbval re-executes notebooks and compares their checked outputs (docs/testing.md).
 # `make test` (and CI) re-executes, from an empty model cache:
 #   - chapters 01, 02, 03 and 05 at the default size, as committed: every
 #     teacher the study builds on is retrained and must reproduce;
@@ -51,7 +51,7 @@ unit: setup
 # a change that moves results).
 # nbval runs one kernel at a time and nothing else computes meanwhile, so CI
 # may set NBVAL_OMP_WAIT_POLICY=ACTIVE (faster when nothing competes; see the
-# README's benchmark); by default it inherits OMP_WAIT_POLICY (PASSIVE).
+# docs/benchmark.md); by default it inherits OMP_WAIT_POLICY (PASSIVE).
 NBVAL_OMP_WAIT_POLICY ?= $(OMP_WAIT_POLICY)
 NBVAL_DEFAULT ?= notebooks/01_teacher_training.ipynb notebooks/02_miscalibration_diagnosis.ipynb \
 	notebooks/03_calibration_methods.ipynb notebooks/05_results.ipynb

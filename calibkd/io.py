@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 
 def _umask_mode() -> int:
     mask = os.umask(0)
@@ -59,3 +61,26 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """``atomic_write_bytes`` for UTF-8 text."""
     atomic_write_bytes(path, text.encode())
+
+
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    """A YAML mapping names one key twice (YAML would keep the last silently)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping with a repeated key."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise DuplicateKeyError(None, None, f"key {key!r} appears twice (first {seen[key]}, again "
+                                        f"{key_node.start_mark})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML safely; a mapping with a repeated key is an error, not "the last one wins"."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)

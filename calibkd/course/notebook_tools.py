@@ -4,7 +4,7 @@
 (keeping outputs); ``execute`` also runs it in place with the default
 parameters; ``smoke`` executes a copy at the smoke profile into
 ``tests/notebooks_smoke/`` (the copies CI's nbval re-executes in minutes:
-README, "Tests"); ``clean`` strips execution-time metadata so diffs show only
+docs/testing.md); ``clean`` strips execution-time metadata so diffs show only
 content. nbclient (not papermill) executes the committed references, since a
 papermill-executed notebook can split stderr streams and is a poor nbval
 reference.

@@ -39,7 +39,7 @@ import yaml
 
 from calibkd.config import NOTEBOOK_PARAMETERS, result_identity
 from calibkd.errors import ConfigError
-from calibkd.io import atomic_write_text, params_key
+from calibkd.io import atomic_write_text, load_yaml, params_key
 from calibkd.paths import PROJECT_ROOT
 from calibkd.study.runner import NOTEBOOK_DIR, notebook_path, resolve_parameters
 
@@ -138,7 +138,7 @@ def _read_yaml(file: Path) -> dict[str, Any]:
     if not file.is_file():
         raise BatchError(f"no batch definition: {file} does not exist")
     try:
-        data = yaml.safe_load(file.read_text())
+        data = load_yaml(file.read_text())
     except yaml.YAMLError as error:
         where = getattr(error, "problem_mark", None)
         at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""

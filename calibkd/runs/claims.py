@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Sequence
 
 import pandas as pd
-import yaml
 
 from calibkd.config import dataset_info
 from calibkd.errors import ConfigError
+from calibkd.io import load_yaml
 from calibkd.runs.results import (
     collect,
     finished_runs,
@@ -205,7 +205,7 @@ def batch_datasets(root: Path) -> set[str]:
 
 def _run_dataset(folder: Path) -> str:
     """The dataset a finished run used (its recorded parameters)."""
-    record = yaml.safe_load((folder / "parameters.yaml").read_text())
+    record = load_yaml((folder / "parameters.yaml").read_text())
     return record["parameters"].get("dataset", "fashion_mnist")
 
 

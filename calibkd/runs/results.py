@@ -197,6 +197,12 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     runs, which settings). Returns the written paths."""
 
     root = Path(root)
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
+        raise ConfigError(f"confidence={confidence!r} must lie strictly between 0 and 1 (e.g. 0.95)")
+    axes = sorted(read_json(root / "definition.json").get("definition", {}).get("grid", {}))
+    if axes and replicate not in axes:
+        raise ConfigError(f"replicate={replicate!r} is not a grid parameter of batch {root.name}; "
+                          f"its grid parameters: {axes}")
     table = collect(root)
     if table.empty:
         raise ConfigError(f"no finished runs in {runs_dir(root)}; run the batch first")

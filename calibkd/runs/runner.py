@@ -292,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for sub in (run, status):
         sub.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.command == "run" and not args.connect_timeout > 0:
+        parser.error(f"--connect-timeout {args.connect_timeout:g}: must be a positive number of seconds")
+    if args.command == "run" and args.workers is not None and args.workers < 1:
+        parser.error(f"--workers {args.workers}: must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         if args.command == "run":

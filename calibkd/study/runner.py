@@ -40,7 +40,7 @@ DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
 KERNEL_ENV = {"CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 #: The kernels' OpenMP wait policy when the caller sets none: PASSIVE degrades
 #: gracefully when jobs share the cores, ACTIVE is faster on an idle machine
-#: (README, benchmark); ``OMP_WAIT_POLICY=ACTIVE make study`` chooses it.
+#: (docs/benchmark.md); ``OMP_WAIT_POLICY=ACTIVE make study`` chooses it.
 DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
 
 

@@ -25,7 +25,7 @@ from typing import Sequence
 from calibkd.errors import CheckpointError
 from calibkd.io import atomic_write_bytes
 from calibkd.paths import cache_dir
-from calibkd.training.model_cache import load_checkpoint
+from calibkd.training.model_cache import check_record, load_checkpoint
 
 #: A cache entry is ``<16 hex digits>.pt`` (weights) plus ``.json`` (record).
 ENTRY = re.compile(r"^([0-9a-f]{16})\.(pt|json)$")
@@ -93,13 +93,25 @@ def import_cache(archive: Path, root: Path | None = None) -> dict[str, int]:
         raise CacheArchiveError(f"{archive} is not a readable gzipped tar ({error})") from None
     if MANIFEST not in files:
         raise CacheArchiveError(f"{archive} has no {MANIFEST}; not a calibkd cache archive")
-    models = json.loads(files[MANIFEST])["models"]
+    try:
+        models = json.loads(files[MANIFEST])["models"]
+        if not isinstance(models, dict):
+            raise TypeError("'models' is not a mapping")
+    except (ValueError, KeyError, TypeError) as error:
+        raise CacheArchiveError(f"{archive}: its {MANIFEST} is malformed ({type(error).__name__}: {error}); "
+                                "not a calibkd cache archive") from None
     checked = {}
     for key, meta in models.items():
         weights, record = files.get(f"{key}.pt"), files.get(f"{key}.json")
-        if weights is None or record is None:
-            raise CacheArchiveError(f"{archive}: model {key} lacks its weights or its record")
-        _verify(key, weights, json.loads(record), meta)
+        if weights is None or record is None or not ENTRY.match(f"{key}.pt") or not isinstance(meta, dict):
+            raise CacheArchiveError(f"{archive}: model {key!r} lacks its weights or its record")
+        try:
+            parsed = json.loads(record)
+        except ValueError as error:
+            raise CacheArchiveError(f"{archive}: the record of model {key} is not valid JSON ({error})") from None
+        if not isinstance(parsed, dict):
+            raise CacheArchiveError(f"{archive}: the record of model {key} is not a JSON object")
+        _verify(key, weights, parsed, meta)
         checked[key] = (weights, record)
     added = 0
     for key, (weights, record) in checked.items():
@@ -121,7 +133,11 @@ def _verify(key: str, weights: bytes, record: dict, meta: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{key}.pt"
         path.write_bytes(weights)
-        load_checkpoint(path)  # weights_only=True; raises CheckpointError for a foreign file
+        _, stored = load_checkpoint(path)  # weights_only=True; raises CheckpointError for a foreign file
+    try:
+        check_record(record, stored, f"model {key}")
+    except CheckpointError as error:
+        raise CacheArchiveError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,23 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
     return payload["state_dict"], json.loads(payload["record_json"])
 
 
+#: Fields the JSON record adds to the record stored inside the checkpoint.
+SIDECAR_FIELDS = ("key", "sha256")
+
+
+def check_record(sidecar: Mapping[str, Any], stored: Mapping[str, Any], where: str) -> None:
+    """The JSON record beside a checkpoint must equal the record stored inside
+    it (the weights' checksum covers that one): an edited temperature or
+    accuracy in the JSON is refused, never used."""
+    outside = {k: v for k, v in sidecar.items() if k not in SIDECAR_FIELDS}
+    inside = json.loads(json.dumps(stored, sort_keys=True, default=str))
+    if outside != inside:
+        fields = sorted(k for k in set(outside) | set(inside) if outside.get(k) != inside.get(k))
+        raise CheckpointError(f"{where}: the JSON record differs from the record stored in the checkpoint "
+                              f"(fields {fields}): it was edited or corrupted. Delete both files of the entry "
+                              "to retrain it, or import the cache archive again")
+
+
 class ModelCache:
     """Trained models on disk, found by the hash of their determining parameters."""
 
@@ -107,10 +124,11 @@ class ModelCache:
         if sidecar.get("sha256") != sha256_file(weights):
             raise CheckpointError(f"checkpoint {weights} does not match the checksum in {record_path}; delete both to retrain")
         state_dict, record = load_checkpoint(weights)
+        check_record(sidecar, record, f"cache entry {record_path}")
         expected = json.loads(json.dumps(expected_params, sort_keys=True, default=str))
         if record.get("params") != expected:
             raise CheckpointError(f"checkpoint {weights} was trained with other parameters than asked for")
-        return state_dict, sidecar
+        return state_dict, {**record, **{k: sidecar[k] for k in SIDECAR_FIELDS if k in sidecar}}
 
 
 CACHE_VERSION = 1
