@@ -9,6 +9,7 @@ found with ``importlib.util.find_spec`` and read as text.
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -157,3 +158,24 @@ def test_every_relative_link_points_at_a_file():
 ])
 def test_make_commands_are_read_as_targets(snippet, targets):
     assert _make_targets(snippet) == targets
+
+
+def test_the_readme_findings_are_those_chapter_05_shows():
+    """The findings table at the top of the README is checked against the
+    committed chapter 05: every interval bound and every verdict word in it
+    must appear in the chapter's outputs (re-execute 05 and update the table
+    together)."""
+    chapter = json.loads((ROOT / "notebooks" / "05_results.ipynb").read_text())
+    shown = ""
+    for cell in chapter["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("text") or output.get("data", {}).get("text/plain", "")
+            shown += "".join(text) if isinstance(text, list) else text
+    findings = (ROOT / "README.md").read_text().split("## Two commands")[0]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in findings.splitlines()
+            if line.startswith("| C-")]
+    assert len(rows) >= 5
+    for claim, _, verdict, interval in rows:
+        assert verdict.split(" (")[0] in shown, (claim, verdict)
+        for number in re.findall(r"\d+\.\d{4}", interval):
+            assert number in shown, f"{claim}: {number} is not in chapter 05's outputs"
