@@ -292,3 +292,80 @@ def glyph_group_grid(images: torch.Tensor, labels: torch.Tensor, faces: torch.Te
     for spine in ax.spines.values():
         spine.set_visible(False)
     return fig
+
+
+def _half_widths(row: pd.Series) -> list[list[float]] | None:
+    """Error-bar lengths below and above the mean (None without an interval)."""
+    return None if pd.isna(row["ci_low"]) else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
+
+
+def interval_bars(picked: pd.DataFrame, regimes: Sequence[str], columns: Sequence[str]) -> plt.Figure:
+    """Per regime (rows) and column (panels): each model's mean as a bar with
+    its interval. ``picked`` is summary rows with a ``column`` (``pick_columns``)."""
+    fig, axes = plt.subplots(len(regimes), len(columns), figsize=(14, 4 * len(regimes)), squeeze=False)
+    for i, regime in enumerate(regimes):
+        for j, column in enumerate(columns):
+            ax = axes[i][j]
+            part = picked[(picked["regime"] == regime) & (picked["column"] == column)].sort_values("model")
+            ax.bar(part["model"], part["mean"], color=sns.color_palette("tab20", len(part)))
+            ax.errorbar(part["model"], part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
+                        fmt="none", ecolor="black", capsize=3)
+            if column == "accuracy":
+                ax.set_ylim(part["ci_low"].min(skipna=True) - 0.01 if part["ci_low"].notna().any()
+                            else part["mean"].min() - 0.01, part["mean"].max() + 0.01)
+            ax.set_title(f"{regime}: {column}")
+            ax.tick_params(axis="x", rotation=70)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_against_ece(picked: pd.DataFrame, regimes: Sequence[str]) -> plt.Figure:
+    """Per regime: each model at (test ECE, test accuracy) with both intervals as error bars."""
+    accuracy = picked[picked["column"] == "accuracy"].set_index(["regime", "model"])
+    calibration = picked[picked["column"] == "ECE"].set_index(["regime", "model"])
+    fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        for model in accuracy.loc[regime].index:
+            a, e = accuracy.loc[(regime, model)], calibration.loc[(regime, model)]
+            ax.errorbar(e["mean"], a["mean"], xerr=_half_widths(e), yerr=_half_widths(a), fmt="o", capsize=2)
+            ax.annotate(model, (e["mean"], a["mean"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
+        ax.set(xlabel="test ECE", ylabel="test accuracy", title=f"{regime} regime")
+    return fig
+
+
+def severity_bands(severity: pd.DataFrame, regimes: Sequence[str], models: Sequence[str]) -> plt.Figure:
+    """Per regime: ECE (mean over corruptions) against severity for ``models``,
+    with the interval over seeds as a band. ``severity``: summary rows of one metric."""
+    fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 4.5), squeeze=False)
+    for ax, regime in zip(axes[0], regimes):
+        for model in models:
+            part = severity[(severity["regime"] == regime) & (severity["model"] == model)].sort_values("severity")
+            if part.empty:
+                continue
+            ax.plot(part["severity"], part["mean"], marker="o", label=model)
+            ax.fill_between(part["severity"].astype(float), part["ci_low"], part["ci_high"], alpha=0.15)
+        ax.set(xlabel="corruption severity (0 = clean)", ylabel="ECE (mean over corruptions)",
+               title=f"{regime} regime")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def group_bars(group_summary: pd.DataFrame, groups: Sequence[str]) -> plt.Figure:
+    """Long tail: test accuracy and ECE per model, one bar per class group,
+    with intervals. ``group_summary``: summary rows with a ``group`` column."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    offsets = [(k - (len(groups) - 1) / 2) * 0.27 for k in range(len(groups))]
+    for ax, metric in zip(axes, ["accuracy", "ece"]):
+        part = group_summary[group_summary["metric"] == metric]
+        models = sorted(part["model"].unique())
+        for offset, group in zip(offsets, groups):
+            g = part[part["group"] == group].set_index("model").reindex(models)
+            x = [i + offset for i in range(len(models))]
+            ax.bar(x, g["mean"], width=0.26, label=f"{group}-shot")
+            ax.errorbar(x, g["mean"], yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]], fmt="none",
+                        ecolor="black", capsize=2)
+        ax.set_xticks(range(len(models)), models, rotation=60)
+        ax.set(title=f"long tail: test {metric} per class group", ylabel=metric)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -53,15 +53,19 @@ if importlib.util.find_spec("calibkd") is None:
 # %%
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 
 from calibkd import plots
 from calibkd.paths import PROJECT_ROOT
 from calibkd.runs import claims
-from calibkd.runs.results import collect, summarize
+from calibkd.runs.results import (
+    collect,
+    pick_columns,
+    summarize,
+    tables_by_regime,
+    with_interval,
+)
 from calibkd.study.context import Outputs, parameters_from_globals
 
 plots.set_style()
@@ -92,17 +96,6 @@ regimes = [r for r in ("default", "overconfident") if r in set(table["regime"])]
 
 # %%
 summary = summarize(table[table["severity"] == 0].drop(columns="severity"))
-
-
-def with_interval(frame, digits=4):
-    """'mean [low, high]' strings for display."""
-    def fmt(row):
-        if pd.isna(row["ci_low"]):
-            return f"{row['mean']:.{digits}f} (n={int(row['n'])})"
-        return f"{row['mean']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
-    return frame.assign(value=frame.apply(fmt, axis=1))
-
-
 teachers = summary[summary["where"] == "teacher (test)"]
 display(with_interval(teachers).pivot_table(index=["regime", "model"], columns="metric", values="value",
                                             aggfunc="first"))
@@ -114,68 +107,23 @@ display(with_interval(teachers).pivot_table(index=["regime", "model"], columns="
 shown = {("test", "accuracy"): "accuracy", ("test", "ece"): "ECE", ("test after TS", "ece"): "ECE after TS",
          (claims.SHIFT_MEAN, "ece"): "shift ECE", ("mixture_0.5", "soft_nll"): "mixture NLL",
          ("hard_slice", "nll"): "hard-slice NLL", ("test", "agreement"): "agreement"}
-
-
-def pick_columns(summary, shown):
-    """The summary rows whose (where, metric) is a key of ``shown``, named by its value in ``column``."""
-    picked = summary[[(w, m) in shown for w, m in zip(summary["where"], summary["metric"])]].copy()
-    picked["column"] = [shown[(w, m)] for w, m in zip(picked["where"], picked["metric"])]
-    return picked
-
-
-def display_by_regime(picked, shown, regimes, label=""):
-    """One table per regime: a row per model, mean [95 % interval] per column of ``shown``."""
-    for regime in regimes:
-        print(f"{label}regime {regime}")
-        wide = with_interval(picked[picked["regime"] == regime]).pivot_table(
-            index="model", columns="column", values="value", aggfunc="first")
-        display(wide[[c for c in shown.values() if c in wide.columns]])
-
-
 picked = pick_columns(summary, shown)
-display_by_regime(picked, shown, regimes)
+for regime, wide in tables_by_regime(picked, shown, regimes).items():
+    print(f"regime {regime}")
+    display(wide)
 
 # %% [markdown]
 # ## Per-method bars with intervals
 
 # %%
-bars = picked[picked["column"].isin(["accuracy", "ECE", "shift ECE"])]
-fig, axes = plt.subplots(len(regimes), 3, figsize=(14, 4 * len(regimes)), squeeze=False)
-for i, regime in enumerate(regimes):
-    for j, column in enumerate(["accuracy", "ECE", "shift ECE"]):
-        ax = axes[i][j]
-        part = bars[(bars["regime"] == regime) & (bars["column"] == column)].sort_values("model")
-        ax.bar(part["model"], part["mean"], color=sns.color_palette("tab20", len(part)))
-        ax.errorbar(part["model"], part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
-                    fmt="none", ecolor="black", capsize=3)
-        if column == "accuracy":
-            ax.set_ylim(part["ci_low"].min(skipna=True) - 0.01 if part["ci_low"].notna().any()
-                        else part["mean"].min() - 0.01, part["mean"].max() + 0.01)
-        ax.set_title(f"{regime}: {column}")
-        ax.tick_params(axis="x", rotation=70)
-fig.tight_layout()
+fig = plots.interval_bars(picked, regimes, ["accuracy", "ECE", "shift ECE"])
 outputs.figure(fig, "05_bars")
 
 # %% [markdown]
 # ## Accuracy against calibration, with error bars
 
 # %%
-accuracy = picked[picked["column"] == "accuracy"].set_index(["regime", "model"])
-calibration = picked[picked["column"] == "ECE"].set_index(["regime", "model"])
-
-
-def half_widths(row):
-    """Error-bar lengths below and above the mean (None without an interval)."""
-    return None if pd.isna(row["ci_low"]) else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
-
-
-fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False)
-for ax, regime in zip(axes[0], regimes):
-    for model in accuracy.loc[regime].index:
-        a, e = accuracy.loc[(regime, model)], calibration.loc[(regime, model)]
-        ax.errorbar(e["mean"], a["mean"], xerr=half_widths(e), yerr=half_widths(a), fmt="o", capsize=2)
-        ax.annotate(model, (e["mean"], a["mean"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
-    ax.set(xlabel="test ECE", ylabel="test accuracy", title=f"{regime} regime")
+fig = plots.accuracy_against_ece(picked, regimes)
 outputs.figure(fig, "05_accuracy_vs_ece")
 
 # %% [markdown]
@@ -186,16 +134,7 @@ severity = summarize(table[(table["where"] == "corruption_mean") | ((table["wher
                      .drop(columns="where"))
 severity = severity[severity["metric"] == "ece"]
 models = [m for m in ("ce", "kd", "kd_ts", "kd_mixup", "cud", "cudp") if m in set(severity["model"])]
-fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 4.5), squeeze=False)
-for ax, regime in zip(axes[0], regimes):
-    for model in models:
-        part = severity[(severity["regime"] == regime) & (severity["model"] == model)].sort_values("severity")
-        if part.empty:
-            continue
-        ax.plot(part["severity"], part["mean"], marker="o", label=model)
-        ax.fill_between(part["severity"].astype(float), part["ci_low"], part["ci_high"], alpha=0.15)
-    ax.set(xlabel="corruption severity (0 = clean)", ylabel="ECE (mean over corruptions)", title=f"{regime} regime")
-    ax.legend(fontsize=8)
+fig = plots.severity_bands(severity, regimes, models)
 outputs.figure(fig, "05_shift_severity")
 
 # %% [markdown]
@@ -261,20 +200,7 @@ if long_tail_batch:
     group_summary["group"] = group_summary["where"].map(group_names)
     display(with_interval(group_summary).pivot_table(index="model", columns=["metric", "group"], values="value",
                                                      aggfunc="first")[["accuracy", "ece"]])
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax, metric in zip(axes, ["accuracy", "ece"]):
-        part = group_summary[group_summary["metric"] == metric]
-        models = sorted(part["model"].unique())
-        for offset, group in zip((-0.27, 0, 0.27), claims.LONG_TAIL_GROUPS):
-            g = part[part["group"] == group].set_index("model").reindex(models)
-            x = [i + offset for i in range(len(models))]
-            ax.bar(x, g["mean"], width=0.26, label=f"{group}-shot")
-            ax.errorbar(x, g["mean"], yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]], fmt="none",
-                        ecolor="black", capsize=2)
-        ax.set_xticks(range(len(models)), models, rotation=60)
-        ax.set(title=f"long tail: test {metric} per class group", ylabel=metric)
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
+    fig = plots.group_bars(group_summary, claims.LONG_TAIL_GROUPS)
     outputs.figure(fig, "05_long_tail")
     tail_evidence = claims.evaluate(tail_table, claims.long_tail_comparisons())
     display(tail_evidence.round(4))
@@ -319,7 +245,9 @@ if finished_runs(glyph_root):
                    (claims.NATURAL_SHIFT_CHANGE, "accuracy"): "font shift: Δ accuracy",
                    (claims.NATURAL_SHIFT_CHANGE, "ece"): "font shift: Δ ECE",
                    ("test", "kl_true"): "KL to truth", ("test", "group_uniformity"): "group uniformity"}
-    display_by_regime(pick_columns(glyph_summary, glyph_shown), glyph_shown, glyph_regimes, label="glyphs, ")
+    for regime, wide in tables_by_regime(pick_columns(glyph_summary, glyph_shown), glyph_shown, glyph_regimes).items():
+        print(f"glyphs, regime {regime}")
+        display(wide)
     glyph_evidence = claims.evaluate(glyph_table, claims.default_comparisons(glyph_regimes))
     display(glyph_evidence.round(4))
     outputs.table(glyph_evidence, "claims_glyphs_evidence_05")

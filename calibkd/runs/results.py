@@ -229,6 +229,35 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     return written
 
 
+def with_interval(frame: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """``frame`` (summary rows) with a ``value`` column of 'mean [low, high]'
+    strings for display ('mean (n=1)' where one replicate gives no interval)."""
+    def fmt(row: pd.Series) -> str:
+        if pd.isna(row["ci_low"]):
+            return f"{row['mean']:.{digits}f} (n={int(row['n'])})"
+        return f"{row['mean']:.{digits}f} [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    return frame.assign(value=frame.apply(fmt, axis=1))
+
+
+def pick_columns(summary: pd.DataFrame, shown: Mapping[tuple[str, str], str]) -> pd.DataFrame:
+    """The rows whose (where, metric) is a key of ``shown``, with a ``column``
+    naming each by its value in ``shown``."""
+    picked = summary[[(w, m) in shown for w, m in zip(summary["where"], summary["metric"])]].copy()
+    picked["column"] = [shown[(w, m)] for w, m in zip(picked["where"], picked["metric"])]
+    return picked
+
+
+def tables_by_regime(picked: pd.DataFrame, shown: Mapping[tuple[str, str], str],
+                     regimes: Sequence[str]) -> dict[str, pd.DataFrame]:
+    """One wide table per regime: a row per model, 'mean [interval]' per column of ``shown``, in its order."""
+    tables = {}
+    for regime in regimes:
+        wide = with_interval(picked[picked["regime"] == regime]).pivot_table(
+            index="model", columns="column", values="value", aggfunc="first")
+        tables[regime] = wide[[c for c in shown.values() if c in wide.columns]]
+    return tables
+
+
 def load_results(root: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The written summaries of a batch (for notebooks): ``(results, paired)``."""
     root = Path(root)
