@@ -369,3 +369,58 @@ def group_bars(group_summary: pd.DataFrame, groups: Sequence[str]) -> plt.Figure
     axes[0].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_ece_plane(table: pd.DataFrame, title: str) -> plt.Figure:
+    """Each student at (test ECE, test accuracy), filled as trained and open
+    after its own temperature scaling, joined by a line. ``table``: chapter
+    04's summary (a row per student, columns ``ECE``, ``ECE after TS``, ``accuracy``)."""
+    plane = table.reset_index(names="student")
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    sns.scatterplot(data=plane, x="ECE", y="accuracy", hue="student", s=70, ax=ax, legend=False)
+    ax.scatter(plane["ECE after TS"], plane["accuracy"], facecolors="none", edgecolors="grey", s=60)
+    for _, row in plane.iterrows():
+        ax.annotate(row["student"], (row["ECE"], row["accuracy"]), fontsize=8, xytext=(4, 2),
+                    textcoords="offset points")
+        ax.plot([row["ECE"], row["ECE after TS"]], [row["accuracy"]] * 2, color="grey", lw=0.6, alpha=0.6)
+    ax.set(xlabel="test ECE (filled: as trained; open: after the student's own TS)", ylabel="test accuracy",
+           title=title)
+    return fig
+
+
+def regime_bars(both: pd.DataFrame, columns: Sequence[str] = ("accuracy", "ECE", "shift ECE (mean)")) -> plt.Figure:
+    """One panel per column: each student's value, one bar per regime.
+    ``both``: summary rows with ``regime`` and ``student`` columns."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(13, 4))
+    for ax, column in zip(axes, columns):
+        sns.barplot(data=both, x="student", y=column, hue="regime", ax=ax)
+        ax.tick_params(axis="x", rotation=60)
+        ax.set_xlabel("")
+    fig.tight_layout()
+    return fig
+
+
+def class_group_panels(groups: pd.DataFrame, regime: str) -> plt.Figure:
+    """Test accuracy and ECE of each model per class group (many, medium,
+    few shots). ``groups``: tidy rows (model, group, metric, value)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
+    for ax, metric in zip(axes, ["accuracy", "ece"]):
+        sns.barplot(data=groups[groups.metric == metric], x="model", y="value", hue="group",
+                    hue_order=["many", "medium", "few"], ax=ax)
+        ax.set(xlabel="", ylabel=f"test {metric}", title=f"{regime}: test {metric} per class group")
+        ax.tick_params(axis="x", rotation=60)
+    fig.tight_layout()
+    return fig
+
+
+def sensitivity_lines(sensitivity: pd.DataFrame) -> plt.Figure:
+    """Validation accuracy, NLL and ECE as each swept setting moves from its
+    lowest to its highest value (one line per setting)."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, metric in zip(axes, ["accuracy", "nll", "ece"]):
+        for setting, group in sensitivity.groupby("setting"):
+            ax.plot(range(len(group)), group[metric], marker="o", label=setting)
+        ax.set(title=f"validation {metric}", xlabel="setting value (low -> high)")
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -57,9 +57,7 @@ if importlib.util.find_spec("calibkd") is None:
     importlib.invalidate_caches()
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
-import seaborn as sns
 from IPython.display import display
 
 from calibkd import metrics, plots
@@ -198,15 +196,7 @@ display(table.round(4))
 # given it anyway.
 
 # %%
-plane = table.reset_index(names="student")
-fig, ax = plt.subplots(figsize=(8, 5.5))
-sns.scatterplot(data=plane, x="ECE", y="accuracy", hue="student", s=70, ax=ax, legend=False)
-ax.scatter(plane["ECE after TS"], plane["accuracy"], facecolors="none", edgecolors="grey", s=60)
-for _, row in plane.iterrows():
-    ax.annotate(row["student"], (row["ECE"], row["accuracy"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
-    ax.plot([row["ECE"], row["ECE after TS"]], [row["accuracy"]] * 2, color="grey", lw=0.6, alpha=0.6)
-ax.set(xlabel="test ECE (filled: as trained; open: after the student's own TS)", ylabel="test accuracy",
-       title=f"students of the {main_regime} regime")
+fig = plots.accuracy_ece_plane(table, f"students of the {main_regime} regime")
 ctx.outputs.figure(fig, "04_accuracy_vs_ece")
 
 # %% [markdown]
@@ -330,13 +320,7 @@ for regime in regimes[1:]:
 if other_tables:
     both = pd.concat({main_regime: table.loc[[n for n in central_methods if n in table.index]], **other_tables},
                      names=["regime", "student"]).reset_index()
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    for ax, column in zip(axes, ["accuracy", "ECE", "shift ECE (mean)"]):
-        sns.barplot(data=both, x="student", y=column, hue="regime", ax=ax)
-        ax.tick_params(axis="x", rotation=60)
-        ax.set_xlabel("")
-    fig.tight_layout()
-    ctx.outputs.figure(fig, "04_regimes")
+    ctx.outputs.figure(plots.regime_bars(both), "04_regimes")
 
 # %% [markdown]
 # ## The long tail, per class group
@@ -369,14 +353,7 @@ for regime, regime_stage in stages.items():
     other_scores.append(groups.assign(split=lambda g: "test, " + g.group + "-shot classes", regime=regime)
                         .drop(columns=["group", "classes"]))
     students_only = groups[~groups.model.str.startswith("teacher ")]
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4))
-    for ax, metric in zip(axes, ["accuracy", "ece"]):
-        sns.barplot(data=students_only[students_only.metric == metric], x="model", y="value", hue="group",
-                    hue_order=["many", "medium", "few"], ax=ax)
-        ax.set(xlabel="", ylabel=f"test {metric}", title=f"{regime}: test {metric} per class group")
-        ax.tick_params(axis="x", rotation=60)
-    fig.tight_layout()
-    ctx.outputs.figure(fig, f"04_long_tail_{regime}")
+    ctx.outputs.figure(plots.class_group_panels(students_only, regime), f"04_long_tail_{regime}")
 if not long_tail_tables:
     print("no regime of this run is long-tailed (add 'long_tail' to regimes)")
 
@@ -406,14 +383,7 @@ if not sensitivity.empty:
     sensitivity = sensitivity.sort_values(["setting", "value"]).reset_index(drop=True)
     ctx.outputs.table(sensitivity.assign(regime=main_regime), "sensitivity_04")
     display(sensitivity.round(4))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, metric in zip(axes, ["accuracy", "nll", "ece"]):
-        for setting, group in sensitivity.groupby("setting"):
-            ax.plot(range(len(group)), group[metric], marker="o", label=setting)
-        ax.set(title=f"validation {metric}", xlabel="setting value (low -> high)")
-    axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    ctx.outputs.figure(fig, "04_sensitivity")
+    ctx.outputs.figure(plots.sensitivity_lines(sensitivity), "04_sensitivity")
 
 # %% [markdown]
 # ## Students and transfer targets against the truth

@@ -179,3 +179,21 @@ def test_the_readme_findings_are_those_chapter_05_shows():
         assert verdict.split(" (")[0] in shown, (claim, verdict)
         for number in re.findall(r"\d+\.\d{4}", interval):
             assert number in shown, f"{claim}: {number} is not in chapter 05's outputs"
+
+
+def test_every_documented_command_runs_and_answers_help():
+    """Each ``python -m calibkd...`` command the README and docs name starts
+    and prints its usage (``--help``): a renamed or broken command fails here."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    def help_of(module: str) -> tuple[str, int, str]:
+        done = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=120)
+        return module, done.returncode, done.stdout + done.stderr
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(help_of, sorted(_documented_modules())))
+    broken = {module: output[-300:] for module, code, output in answers if code != 0 or "usage" not in output.lower()}
+    assert not broken, broken

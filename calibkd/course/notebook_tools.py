@@ -111,8 +111,12 @@ def execute_smoke(source: Path, folder: Path = SMOKE_COPIES) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    usage = "usage: python -m calibkd.course.notebook_tools {sync|execute|smoke|clean} NOTEBOOK.py ..."
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage + "\n\n" + __doc__)
+        return 0
     if not argv or argv[0] not in ("sync", "execute", "smoke", "clean"):
-        print("usage: python -m calibkd.course.notebook_tools {sync|execute|smoke|clean} NOTEBOOK.py ...", file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     command, paths = argv[0], [Path(p) for p in argv[1:]]
     for path in paths:
