@@ -10,7 +10,7 @@ from calibkd.errors import CheckpointError
 from calibkd.nn.inference import predict_logits
 from calibkd.nn.models import build_model
 from calibkd.training.loop import train_model
-from calibkd.training.model_cache import get_trained
+from calibkd.training.model_cache import ModelCache, get_trained, load_checkpoint
 
 TINY = ModelConfig("resnet", (("width", 4), ("blocks_per_stage", 1), ("stem_stride", 2)))
 
@@ -77,10 +77,11 @@ def test_cache_refuses_weights_that_do_not_reproduce_their_record(tiny_splits, i
     import json
 
     first = get_trained(recipe(), tiny_splits)
-    sidecar = isolated_cache / f"{first.record['key']}.json"
-    record = json.loads(sidecar.read_text())
+    key = first.record["key"]
+    state_dict, record = load_checkpoint(isolated_cache / f"{key}.pt")
     record["test_accuracy"] += 0.1
-    sidecar.write_text(json.dumps(record))
+    ModelCache(isolated_cache).put(key, state_dict, record)  # consistent files, but not what the weights give
+    assert json.loads((isolated_cache / f"{key}.json").read_text())["test_accuracy"] == record["test_accuracy"]
     with pytest.raises(CheckpointError, match="record says"):
         get_trained(recipe(), tiny_splits)
 
