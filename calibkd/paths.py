@@ -14,23 +14,24 @@ def _in_source_checkout() -> bool:
     return (PROJECT_ROOT / "pyproject.toml").is_file()
 
 
-def cache_dir() -> Path:
-    """Where trained models are cached: ``$CALIBKD_CACHE``, else ``.cache/`` in
-    the source checkout (so a fresh clone starts empty), else ``~/.cache/calibkd``."""
-    if os.environ.get("CALIBKD_CACHE"):
-        return Path(os.environ["CALIBKD_CACHE"]).expanduser()
+def _cache_folder(variable: str, name: str) -> Path:
+    """``$variable``, else ``.cache/<name>`` in the source checkout (so a fresh
+    clone starts empty), else ``~/.cache/calibkd/<name>``."""
+    if os.environ.get(variable):
+        return Path(os.environ[variable]).expanduser()
     if _in_source_checkout():
-        return PROJECT_ROOT / ".cache" / "models"
-    return Path.home() / ".cache" / "calibkd" / "models"
+        return PROJECT_ROOT / ".cache" / name
+    return Path.home() / ".cache" / "calibkd" / name
+
+
+def cache_dir() -> Path:
+    """Where trained models are cached (``$CALIBKD_CACHE``, see ``_cache_folder``)."""
+    return _cache_folder("CALIBKD_CACHE", "models")
 
 
 def download_dir() -> Path:
-    """Where torchvision downloads land when no local copy of a dataset exists."""
-    if os.environ.get("CALIBKD_DOWNLOADS"):
-        return Path(os.environ["CALIBKD_DOWNLOADS"]).expanduser()
-    if _in_source_checkout():
-        return PROJECT_ROOT / ".cache" / "downloads"
-    return Path.home() / ".cache" / "calibkd" / "downloads"
+    """Where torchvision downloads land when no local copy of a dataset exists (``$CALIBKD_DOWNLOADS``)."""
+    return _cache_folder("CALIBKD_DOWNLOADS", "downloads")
 
 
 def generated_dir() -> Path:

@@ -199,7 +199,8 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     root = Path(root)
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
         raise ConfigError(f"confidence={confidence!r} must lie strictly between 0 and 1 (e.g. 0.95)")
-    axes = sorted(read_json(root / "definition.json").get("definition", {}).get("grid", {}))
+    definition = read_json(root / "definition.json")
+    axes = sorted(definition.get("definition", {}).get("grid", {}))
     if axes and replicate not in axes:
         raise ConfigError(f"replicate={replicate!r} is not a grid parameter of batch {root.name}; "
                           f"its grid parameters: {axes}")
@@ -218,7 +219,7 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     failed = sorted(p.parent.name for p in runs_dir(root).glob(f"*/{FAILED}"))
     commits = sorted({read_json(f / "provenance.json").get("git_commit", "unknown") for f in finished_runs(root)})
     meta = {
-        "batch": root.name, "definition_hash": read_json(root / "definition.json").get("hash"),
+        "batch": root.name, "definition_hash": definition.get("hash"),
         "runs": sorted(table["run_id"].unique().tolist()), "failed_runs": failed,
         "replicate": replicate, "reference": reference, "confidence": confidence,
         "interval": "Student t over replicates: mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n)",
