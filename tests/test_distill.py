@@ -38,11 +38,70 @@ def test_kd_hand_worked():
 
 def test_tempering_a_softmax_target_equals_softening_its_logits():
     z = torch.randn(6, 5)
-    assert torch.allclose(distill.temper(torch.softmax(z, 1), 4.0), torch.softmax(z / 4.0, 1), atol=1e-6)
+    assert torch.allclose(distill.temper(torch.log_softmax(z, 1), 4.0).exp(), torch.softmax(z / 4.0, 1), atol=1e-6)
     s, y = torch.randn(6, 5), torch.randint(0, 5, (6,))
-    a = distill.target_kd_loss(s, torch.softmax(z, 1), y, temperature=4.0)
+    a = distill.target_kd_loss(s, torch.log_softmax(z, 1), y, temperature=4.0)
     b = distill.kd_loss(s, z, y, temperature=4.0)
     assert float(a) == pytest.approx(float(b), rel=1e-5)
+
+
+def _confident_logits(rows: int, classes: int, margin: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits whose top class leads every other by at least ``margin`` (a memorising teacher)."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(rows, classes, generator=g)
+    y = torch.randint(0, classes, (rows,), generator=g)
+    z[torch.arange(rows), y] = z.max(1).values + margin
+    return z, y
+
+
+@pytest.mark.parametrize("classes", [2, 10, 183])
+@pytest.mark.parametrize("margin", [40.0, 100.0])
+def test_tempering_stays_exact_for_confident_teachers(classes, margin):
+    """The old probability-space tempering clamped at 1e-12 and broke past margin ~27.6:
+    at K = 183, margin 40, T = 4 its non-target mass was 0.154 instead of 0.008."""
+    z, y = _confident_logits(64, classes, margin)
+    exact = torch.softmax(z.double() / 4.0, 1)
+    tempered = distill.temper(torch.log_softmax(z, 1), 4.0).exp().double()
+    torch.testing.assert_close(tempered, exact, rtol=1e-4, atol=1e-7)
+    def non_target(p):
+        return p.scatter(1, y[:, None], 0.0).sum(1)
+
+    torch.testing.assert_close(non_target(tempered), non_target(exact), rtol=1e-4, atol=1e-12)
+    s = torch.randn(64, classes, generator=torch.Generator().manual_seed(1))
+    a = distill.target_kd_loss(s, torch.log_softmax(z, 1), y, temperature=4.0)
+    b = distill.kd_loss(s, z, y, temperature=4.0)
+    assert float(a) == pytest.approx(float(b), rel=1e-5)
+
+
+def test_kl_to_a_target_with_zero_classes_is_finite_with_finite_gradients():
+    log_target = torch.tensor([[0.0, -torch.inf, -torch.inf]])
+    s = torch.zeros(1, 3, requires_grad=True)
+    kl = distill.kl_to_target(s, log_target, 1.0)
+    assert float(kl.detach()) == pytest.approx(math.log(3))
+    (grad,) = torch.autograd.grad(kl, s)
+    assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("margin", [3.0, 40.0, 100.0])
+def test_log_space_wclip_and_cudp_match_the_probability_maps_and_keep_tiny_entries(margin):
+    z, y = _confident_logits(50, 10, margin, seed=2)
+    y = torch.where(torch.arange(50) % 2 == 0, y, (y + 1) % 10)  # half the rows wrong
+    lp = torch.log_softmax(z.double(), 1)
+    clipped = distill.wclip_log(lp, y, 0.5, 0.7)
+    torch.testing.assert_close(clipped.exp(), distill.wclip(lp.exp(), y, 0.5, 0.7), rtol=1e-9, atol=1e-12)
+    untouched = torch.ones_like(lp, dtype=torch.bool)
+    rows = torch.arange(50)
+    untouched[rows, lp.argmax(1)] = False
+    untouched[rows, y] = False
+    assert torch.equal(clipped[untouched], lp[untouched])  # exact, however small the probability
+    c = torch.full((50,), 0.9, dtype=torch.float64)
+    q = distill.cudp_projection_log(lp, y, c.log())
+    torch.testing.assert_close(q.exp(), distill.cudp_projection(lp.exp(), y, c), rtol=1e-6, atol=1e-12)
+    # ratios among the non-target classes are kept exactly, in log space
+    others = torch.ones_like(lp, dtype=torch.bool)
+    others[rows, y] = False
+    diff = (q - lp)[others].view(50, 9)
+    torch.testing.assert_close(diff, diff[:, :1].expand(-1, 9), rtol=0, atol=1e-9)
 
 
 def test_wclip_moves_exactly_delta_and_leaves_correct_rows():

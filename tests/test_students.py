@@ -96,16 +96,21 @@ def test_target_of_a_temperature_map_is_the_scaled_softmax():
     calibrator = _fitted("temperature")
     z, y = torch.randn(20, 10), torch.randint(0, 10, (20,))
     target = make_target(DistillMethod("target"), z, y, calibrator)
-    torch.testing.assert_close(target, torch.softmax(z / calibrator.temperature, 1), rtol=1e-5, atol=1e-6)
-    # tempering that target at T is softmax(z / (T_ts * T))
-    torch.testing.assert_close(distill.temper(target, 4.0), torch.softmax(z / (4.0 * calibrator.temperature), 1),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(target.exp(), torch.softmax(z / calibrator.temperature, 1), rtol=1e-5, atol=1e-6)
+    # tempering that target at T is softmax(z / (T_ts * T)), also for a teacher at margin 60 and 183 classes
+    torch.testing.assert_close(distill.temper(target, 4.0).exp(),
+                               torch.softmax(z / (4.0 * calibrator.temperature), 1), rtol=1e-4, atol=1e-6)
+    confident = torch.randn(20, 183)
+    confident[torch.arange(20), 0] = confident.max(1).values + 60.0
+    target = make_target(DistillMethod("target"), confident, y, calibrator)
+    torch.testing.assert_close(distill.temper(target, 4.0).exp(),
+                               torch.softmax(confident / (4.0 * calibrator.temperature), 1), rtol=1e-4, atol=1e-9)
 
 
 def test_cudp_target_sets_the_label_to_the_calibrated_probability_where_the_rank_allows():
     calibrator = _fitted("temperature")
     z, y = torch.randn(50, 10) * 2, torch.randint(0, 10, (50,))
-    q = make_target(DistillMethod("target", cudp=True), z, y, calibrator)
+    q = make_target(DistillMethod("target", cudp=True), z, y, calibrator).exp()
     c = calibrator.probs(z).gather(1, y[:, None]).squeeze(1)
     q_y = q.gather(1, y[:, None]).squeeze(1)
     others = q.scatter(1, y[:, None], -1.0).max(1).values
@@ -120,7 +125,7 @@ def test_cudp_target_sets_the_label_to_the_calibrated_probability_where_the_rank
 def test_wclip_target_applies_after_the_map():
     z, y = torch.randn(30, 10) * 3, torch.randint(0, 10, (30,))
     target = make_target(DistillMethod("target", wclip=True, eta=0.4, m=0.6), z, y)
-    torch.testing.assert_close(target, distill.wclip(torch.softmax(z, 1), y, 0.4, 0.6))
+    torch.testing.assert_close(target.exp(), distill.wclip(torch.softmax(z, 1), y, 0.4, 0.6))
 
 
 def test_check_teacher_refuses_wrong_class_count_or_input_shape(tiny_splits):

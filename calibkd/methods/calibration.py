@@ -100,6 +100,17 @@ class Calibrator(ABC):
 
     __call__ = probs
 
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """log of ``probs``, computed in log space where the map allows (a
+        scaling map: log_softmax), so that tiny probabilities keep their value
+        (distillation targets are tempered in log space)."""
+        if looks_like_probabilities(logits):
+            raise ValueError(f"{self.name} got probabilities; it maps logits")
+        return self._log_probs(logits.detach().double().cpu())
+
+    def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        return self._probs(z).log()
+
     @abstractmethod
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         """Fit the map on float64 logits and labels."""
@@ -120,6 +131,9 @@ class TemperatureScaling(Calibrator):
 
     def _probs(self, z: torch.Tensor) -> torch.Tensor:
         return torch.softmax(z / self.temperature, 1)
+
+    def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(z / self.temperature, 1)
 
 
 class VectorScaling(Calibrator):
@@ -145,6 +159,9 @@ class VectorScaling(Calibrator):
 
     def _probs(self, z: torch.Tensor) -> torch.Tensor:
         return torch.softmax(z * self.scale + self.bias, 1)
+
+    def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.log_softmax(z * self.scale + self.bias, 1)
 
 
 #: Floor on binned probabilities before renormalising, so that a class whose

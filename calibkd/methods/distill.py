@@ -1,15 +1,24 @@
 """Distillation targets and losses: KD, DKD, CUD's W-Clip, and the CUD-P projection.
 
-Every function takes student logits, teacher logits or target probabilities,
-and labels as tensors, and returns a scalar loss or a (N, K) target; the same
-functions serve training and evaluation. Where a target is a probability
-vector q rather than logits, "tempering" it at temperature T means
-softmax(log q / T) = q^(1/T) / sum q^(1/T): the same softening KD applies to
-logits, so a target built from softmax(z) and tempered at T equals
-softmax(z / T) (``temper``).
+Every function takes student logits, teacher logits or targets, and labels as
+tensors, and returns a scalar loss or a (N, K) target; the same functions
+serve training and evaluation.
+
+Targets that get tempered live in **log space** end to end: a target is a
+(N, K) tensor of log-probabilities, and "tempering" it at temperature T is
+log_softmax(log q / T), the same softening KD applies to logits. So a target
+built from logits z (log q = log_softmax(z)) and tempered at T equals
+log_softmax(z / T) exactly, at any logit margin (``temper``). Going through
+probabilities instead (clamping q before a log) breaks this once a
+teacher's margin passes about 27.6: exp(-27.6) is the 1e-12 clamp.
+``wclip_log`` and ``cudp_projection_log`` shape log targets; ``wclip`` and
+``cudp_projection`` are the same maps on probability vectors (for reading
+and teaching).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -27,17 +36,21 @@ def _check_unit(name: str, value: float, low_open: bool = False) -> None:
         raise ConfigError(f"{name}={value!r} must be in {'(0' if low_open else '[0'}, 1]")
 
 
-def temper(probs: torch.Tensor, temperature: float) -> torch.Tensor:
-    """softmax(log q / T): soften (T > 1) or sharpen (T < 1) a probability vector."""
+def temper(log_target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log_softmax(log q / T): soften (T > 1) or sharpen (T < 1) a target given
+    as log-probabilities (or logits); returns log-probabilities."""
     _check_temperature(temperature)
-    return torch.softmax(probs.clamp_min(1e-12).log() / temperature, 1)
+    return torch.log_softmax(log_target / temperature, 1)
 
 
-def kl_to_target(student_logits: torch.Tensor, target: torch.Tensor, temperature: float) -> torch.Tensor:
-    """Mean over the batch of KL(target || softmax(student / T)), for a target
-    that is already a probability vector at temperature T."""
+def kl_to_target(student_logits: torch.Tensor, log_target: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over the batch of KL(q || softmax(student / T)), for a target q given
+    as log-probabilities already at temperature T. Classes with q = 0
+    (log q = -inf) contribute nothing, as in the definition."""
     log_student = F.log_softmax(student_logits / temperature, 1)
-    return (target * (target.clamp_min(1e-12).log() - log_student)).sum(1).mean()
+    target = log_target.exp()
+    finite = torch.where(torch.isneginf(log_target), torch.zeros_like(log_target), log_target)
+    return (target * (finite - log_student)).sum(1).mean()
 
 
 def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
@@ -48,19 +61,20 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: 
     """
     _check_temperature(temperature)
     _check_unit("alpha", alpha)
-    target = torch.softmax(teacher_logits / temperature, 1)
+    target = temper(teacher_logits, temperature)
     soft = kl_to_target(student_logits, target, temperature) * temperature ** 2
     return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
 
 
-def target_kd_loss(student_logits: torch.Tensor, target_probs: torch.Tensor, labels: torch.Tensor,
+def target_kd_loss(student_logits: torch.Tensor, log_target: torch.Tensor, labels: torch.Tensor,
                    temperature: float = 4.0, alpha: float = 0.9, temper_target: bool = True) -> torch.Tensor:
-    """KD towards a target given as probabilities (a calibrated or W-Clipped
-    teacher): (1 - a) CE + a T^2 KL(tempered target || p_T^student). With
-    ``temper_target`` False the target is used as it is (the ablation)."""
+    """KD towards a target given as log-probabilities (a calibrated or
+    W-Clipped teacher): (1 - a) CE + a T^2 KL(tempered target || p_T^student).
+    With ``temper_target`` False the target is used as it is (the ablation).
+    A target of log_softmax(z) gives exactly ``kd_loss`` on logits z."""
     _check_temperature(temperature)
     _check_unit("alpha", alpha)
-    target = temper(target_probs, temperature) if temper_target else target_probs
+    target = temper(log_target, temperature) if temper_target else log_target
     soft = kl_to_target(student_logits, target, temperature) * temperature ** 2
     return (1 - alpha) * F.cross_entropy(student_logits, labels) + alpha * soft
 
@@ -139,3 +153,58 @@ def cudp_projection(probs: torch.Tensor, labels: torch.Tensor, confidence: torch
     q = rest * ((1 - c) / rest_mass)[:, None]
     q[rows, labels] = c
     return q.to(probs.dtype)
+
+
+def wclip_log(log_probs: torch.Tensor, labels: torch.Tensor, eta: float = 0.5, m: float = 0.7) -> torch.Tensor:
+    """``wclip`` on a target given as log-probabilities, returning
+    log-probabilities: only the two entries it moves mass between (top class
+    and label, on wrong rows) are recomputed, in float64; every other entry
+    keeps its log value exactly, however small its probability."""
+    _check_unit("eta", eta)
+    _check_unit("m", m)
+    lp = log_probs.double()
+    top = lp.argmax(1)
+    rows = torch.arange(lp.shape[0], device=lp.device)
+    p_top, p_y = lp[rows, top].exp(), lp[rows, labels].exp()
+    delta = torch.minimum(eta * p_top, m * (p_top - p_y))
+    wrong = top != labels
+    out = lp.clone()
+    out[rows[wrong], top[wrong]] = (p_top - delta)[wrong].log()
+    out[rows[wrong], labels[wrong]] = (p_y + delta)[wrong].log()
+    return out.to(log_probs.dtype)
+
+
+def cudp_projection_log(log_probs: torch.Tensor, labels: torch.Tensor, log_confidence: torch.Tensor,
+                        log_doubt: torch.Tensor | None = None) -> torch.Tensor:
+    """``cudp_projection`` in log space: log q_y = log c and log q_j = log(1 - c)
+    + log p_j - log(1 - p_y) for j != y, with c raised to the rank bound
+    m' / (1 - p_y + m') where needed. ``log_confidence`` is log c(x);
+    ``log_doubt`` is log(1 - c(x)) when known more precisely than from c
+    (e.g. the log-sum of a calibrated teacher's other classes), else it is
+    computed as log1p(-c). Returns log-probabilities in ``log_probs``' dtype."""
+    if log_confidence.shape != labels.shape:
+        raise ValueError(f"confidence must have one value per example, got {tuple(log_confidence.shape)}")
+    if (log_confidence > 1e-12).any():
+        raise ValueError("confidence values c(x) must be in [0, 1] (log c <= 0)")
+    lp = log_probs.double()
+    k = lp.shape[1]
+    rows = torch.arange(lp.shape[0], device=lp.device)
+    rest = lp.clone()
+    rest[rows, labels] = -torch.inf
+    log_rest = torch.logsumexp(rest, 1)
+    empty = torch.isneginf(log_rest)
+    if empty.any():  # no non-target mass at all: spread 1 - c uniformly over the other classes
+        uniform = torch.full_like(rest[empty], -math.log(k - 1))
+        uniform[torch.arange(int(empty.sum()), device=lp.device), labels[empty]] = -torch.inf
+        rest[empty] = uniform
+        log_rest = torch.logsumexp(rest, 1)
+    log_c = log_confidence.double().clamp_max(0.0)
+    log_1mc = torch.log1p(-log_c.exp()) if log_doubt is None else log_doubt.double()
+    log_runner_up = rest.max(1).values
+    log_bound = log_runner_up - torch.logaddexp(log_rest, log_runner_up)
+    raise_to_bound = log_bound > log_c
+    log_c = torch.where(raise_to_bound, log_bound, log_c)
+    log_1mc = torch.where(raise_to_bound, log_rest - torch.logaddexp(log_rest, log_runner_up), log_1mc)
+    q = rest + (log_1mc - log_rest)[:, None]
+    q[rows, labels] = log_c
+    return q.to(log_probs.dtype)

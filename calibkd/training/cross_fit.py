@@ -79,13 +79,13 @@ class CrossFitConfidence:
         for _ in range(config.epochs):
             parts = []
             for images, _, labels, index in stream.epoch_with_index():
-                c = torch.empty(len(labels))
+                c = torch.empty(len(labels), dtype=torch.float64)  # float64: c near 1 keeps its 1 - c
                 batch_folds = fold_ids[index]
                 for f, (teacher, calibrator) in enumerate(zip(teachers, calibrators)):
                     rows = (batch_folds == f).nonzero().squeeze(1)
                     if len(rows):
                         probs = calibrator.probs(predict_logits(teacher.model, images[rows]))
-                        c[rows.cpu()] = probs.gather(1, labels[rows].cpu()[:, None]).squeeze(1).float()
+                        c[rows.cpu()] = probs.gather(1, labels[rows].cpu()[:, None]).squeeze(1)
                 parts.append(c)
             self.epochs.append(torch.cat(parts))
 

@@ -222,7 +222,7 @@ def transfer_targets(stage: StudentStage, results: Mapping[str, StudentResult], 
         calibrator_name = stage.calibrator_name(method)
         calibrator = stage.calibrator(result.teacher, calibrator_name) if calibrator_name else None
         if distill_kind(method.distill.kind).shapes_target:
-            targets[name] = make_target(method.distill, logits, labels, calibrator)
+            targets[name] = make_target(method.distill, logits, labels, calibrator).exp()
         else:
             targets[name] = torch.softmax(logits, 1)
     return targets

@@ -47,7 +47,7 @@ class DistillBatch:
     labels: torch.Tensor
     epoch: int
     warmup: int                    # warm-up epochs (DKD)
-    target: torch.Tensor | None    # the shaped target at T = 1, for kinds with ``shapes_target``
+    target: torch.Tensor | None    # the shaped target (log-probabilities at T = 1), for kinds with ``shapes_target``
 
 
 @dataclass(frozen=True)
@@ -106,22 +106,31 @@ def check_teacher(teacher: nn.Module, data: DataSplits) -> None:
 
 def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: torch.Tensor,
                 calibrator: Calibrator | None = None, confidence: torch.Tensor | None = None) -> torch.Tensor:
-    """The target probabilities (at T = 1) a ``target`` method distills towards:
-    the teacher's softmax, or its calibrator's map; then the CUD-P projection
+    """The target a ``target`` method distills towards, as log-probabilities
+    at T = 1 (so tempering stays exact at any margin, ``distill.temper``): the
+    teacher's log_softmax, or its calibrator's map; then the CUD-P projection
     (q_y = c(x): ``confidence`` when given, e.g. cross-fitted, else the
-    calibrated probability of the label) and / or W-Clip."""
-    probs = torch.softmax(teacher_logits, 1)
+    calibrated probability of the label) and / or W-Clip. Computed in float64,
+    returned in the logits' dtype."""
+    log_probs = torch.log_softmax(teacher_logits.double(), 1)
+    calibrated = None if calibrator is None else calibrator.log_probs(teacher_logits).to(log_probs)
     if method.cudp:
-        if confidence is None:
-            if calibrator is None:
-                raise ValueError("CUD-P needs a fitted calibration map (or cross-fitted confidences) for c(x)")
-            confidence = calibrator.probs(teacher_logits).to(probs).gather(1, labels[:, None]).squeeze(1)
-        probs = distill.cudp_projection(probs, labels, confidence.to(probs).clamp(0.0, 1.0))
-    elif calibrator is not None:
-        probs = calibrator.probs(teacher_logits).to(probs)
+        if confidence is not None:
+            c = confidence.to(log_probs).clamp(0.0, 1.0)
+            log_c, log_doubt = c.log(), None
+        elif calibrated is not None:
+            # c(x) and 1 - c(x) both from the calibrated log-probabilities: exact for confident teachers
+            log_c = calibrated.gather(1, labels[:, None]).squeeze(1)
+            others = calibrated.scatter(1, labels[:, None], -torch.inf)
+            log_doubt = torch.logsumexp(others, 1)
+        else:
+            raise ValueError("CUD-P needs a fitted calibration map (or cross-fitted confidences) for c(x)")
+        log_probs = distill.cudp_projection_log(log_probs, labels, log_c, log_doubt)
+    elif calibrated is not None:
+        log_probs = calibrated
     if method.wclip:
-        probs = distill.wclip(probs, labels, method.eta, method.m)
-    return probs
+        log_probs = distill.wclip_log(log_probs, labels, method.eta, method.m)
+    return log_probs.to(teacher_logits.dtype)
 
 
 def make_hook(method: DistillMethod, teacher_logits: TeacherLogits | None,
