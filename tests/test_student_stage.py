@@ -172,9 +172,9 @@ def test_transfer_targets_are_the_diagnosed_targets_and_score_against_a_truth(ti
         split = getattr(splits, name)
         splits = replace(splits, **{name: replace(split, true_probs=group_label_distribution(split.labels, groups, 10))})
     table = stage_fidelity(stage, results, splits, sample_size=100, seed=0)
-    assert set(table.split) == {"test", "target (augmented train)"}
+    assert set(table.split) == {"test", "target (training views)"}
     assert set(table[table.split == "test"].model) == {"ce", "kd", "wclip", "cudp"}
-    assert set(table[table.split == "target (augmented train)"].model) == {"kd", "wclip", "cudp"}
+    assert set(table[table.split == "target (training views)"].model) == {"kd", "wclip", "cudp"}
     assert {"kl_true", "tv_true", "group_mass", "group_uniformity", "group_recovery_auc"} == set(table.metric)
     with pytest.raises(ValueError, match="no true label distributions"):
         stage_fidelity(stage, results, tiny_splits)

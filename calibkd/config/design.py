@@ -49,7 +49,10 @@ def _profile(
 ) -> Profile:
     default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
     # Brief section 3b: same architecture, longer, no augmentation or weight decay,
-    # on a subset, so training NLL goes to ~0 and the teacher memorises.
+    # on a subset, so training NLL goes to ~0 and the teacher memorises. Its
+    # students train on the same subset *without augmentation too*
+    # (``StudyContext.student_stage``): they distill on exactly the inputs the
+    # teacher memorised, where it is right and near one-hot.
     overconfident = replace(
         default, epochs=overconfident_epochs, augment=False, weight_decay=0.0,
         subset=overconfident_subset,
@@ -99,8 +102,12 @@ PROFILES: dict[str, Profile] = {
 #: fine-tunes the CE teacher of the regime). Train-time methods use the CE
 #: teacher's recipe with only the loss changed; DUS fine-tunes the trained CE
 #: teacher (as in the paper) for ``Profile.finetune_epochs`` at a tenth of the
-#: learning rate, and ``ce_finetune`` is its control: the same fine-tuning
-#: with plain CE (brief section 7).
+#: learning rate, on *augmented* views of the regime's training examples, and
+#: ``ce_finetune`` is its control: the same fine-tuning with plain CE (brief
+#: section 7). Augmented views because DUS can only act where its gate opens:
+#: on the clean subset the overconfident teacher memorised it is right and
+#: sure everywhere, so the gate would never open (a first build did exactly
+#: that: teacher ECE unchanged by DUS). The default regime already augments.
 TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]] = {
     "label_smoothing": ("label_smoothing", (("eps", 0.1),), False),
     "focal": ("focal", (("gamma", 3.0),), False),
@@ -115,6 +122,15 @@ TEACHER_METHODS: dict[str, tuple[str, tuple[tuple[str, float | str], ...], bool]
     "dus_soft_scratch": ("dus", (("gate", "soft"),), False),
 }
 
+
+#: The regime check (brief section 3b): a regime counts as *overconfident*
+#: only if its CE teacher is at least as accurate on the students' actual
+#: training views as on test (up to this tolerance; otherwise its targets are
+#: wrong, not collapsed) and temperature scaling on validation fits T of at
+#: least ``OVERCONFIDENT_MIN_TEMPERATURE``; T within 1 / that value and that
+#: value is *calibrated*, below it *underconfident*.
+OVERCONFIDENT_MIN_TEMPERATURE = 1.2
+VIEW_ACCURACY_TOLERANCE = 0.0
 
 #: folds of cross-fitted c(x) (``cudp_xfit``): k CE teachers, each trained on k - 1 folds
 CROSS_FIT_FOLDS = 2
@@ -185,7 +201,7 @@ def teacher_variant(profile: Profile, regime: str, method: str,
         name += "[" + ",".join(f"{k}={v}" for k, v in sorted(loss_overrides.items())) + "]"
     train = replace(base.train, loss=loss, loss_params=loss_params)
     if finetune:
-        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10)
+        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10, augment=True)
         return Recipe(name, base.model, train, init_from=regime)
     return Recipe(name, base.model, train)
 

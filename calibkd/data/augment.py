@@ -60,3 +60,10 @@ def augmented_view(split: Split, info: DatasetInfo, seed: int) -> Split:
     flipped, so the true distributions stay true."""
     return Split(augmented_copy(split.images, info.crop_padding, info.horizontal_flip, seed),
                  split.labels, split.true_probs)
+
+
+def training_views(split: Split, info: DatasetInfo, augment: bool, seed: int) -> Split:
+    """The inputs a model trained with ``augment`` actually sees for ``split``:
+    one seeded augmented view of every example, or the examples themselves
+    when its recipe does not augment (the overconfident regime)."""
+    return augmented_view(split, info, seed) if augment else split

@@ -108,11 +108,13 @@ class StudyContext:
 
     def student_stage(self, regime: str, dus_teacher: str = "dus_soft", cudp_map: str = "temperature") -> StudentStage:
         """The students of ``regime``: the student recipe, trained on the same
-        examples as the regime's CE teacher (its subset or long tail, if it has one)."""
+        examples as the regime's CE teacher (its subset or long tail, if it
+        has one) and seeing them as it did (augmented or not), so that they
+        distill on the inputs the teacher was fitted on (brief section 3b)."""
         teacher = self.teacher_recipe(regime)
         student = self.student_recipe()
         student = replace(student, train=replace(student.train, subset=teacher.train.subset,
-                                                 long_tail=teacher.train.long_tail))
+                                                 long_tail=teacher.train.long_tail, augment=teacher.train.augment))
 
         def source(method: str, loss_overrides: Mapping[str, float] | None) -> TrainedModel:
             if method == "ce":

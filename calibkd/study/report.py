@@ -1,4 +1,5 @@
-"""What chapter 04 reports about a student stage: every student's scores
+"""What chapter 04 reports about a student stage: the regime check (its
+teacher on the students' actual training views), every student's scores
 (test, validation, after its own temperature scaling, fidelity to its
 teacher), the transfer targets' diagnostics, per-class-group scores for the
 long tail, and fidelity to the truth where the true label distributions are
@@ -13,11 +14,12 @@ import pandas as pd
 import torch
 
 from calibkd import metrics
-from calibkd.config import STUDENT_METHODS
-from calibkd.data.augment import augmented_view
+from calibkd.config import LOSS_DEFAULTS, STUDENT_METHODS
+from calibkd.data.augment import training_views
 from calibkd.data.splits import DataSplits, Split
 from calibkd.data.subsets import training_examples
 from calibkd.evaluation.fidelity import Scored, fidelity_table
+from calibkd.evaluation.regime import classify_regime, gate_rate, view_scores
 from calibkd.evaluation.shift import group_scores
 from calibkd.methods.calibration import fit_temperature
 from calibkd.nn.inference import predict_logits
@@ -50,6 +52,60 @@ def teacher_table(stage: StudentStage) -> pd.DataFrame:
                           "test ECE": t.record["test_ece"], "TS temperature": t.record["temperature"],
                           "logit pass (s)": stage.teacher_pass_seconds.get(t.record["key"])}
                          for t in stage.teachers.values()]).set_index("teacher")
+
+
+#: The split name under which tables carry scores on the students' training views.
+TRAINING_VIEWS = "target (training views)"
+
+
+def student_views(stage: StudentStage, sample_size: int, seed: int, data: DataSplits | None = None) -> Split:
+    """``sample_size`` of the stage's training examples (of ``data``, default
+    the stage's) as its students see them: one seeded augmented view each, or
+    the clean examples where the student recipe does not augment (the
+    overconfident regime)."""
+    data = stage.data if data is None else data
+    train = stage.recipe.train
+    sample = training_examples(data, train).subset(sample_size, seed)
+    return training_views(sample, data.info, train.augment, seed + 100)
+
+
+def regime_check(stage: StudentStage, sample_size: int = 10_000, seed: int = 0, dus: bool = True) -> pd.DataFrame:
+    """The regime check (brief section 3b), one row per regime: the CE
+    teacher's accuracy, mean confidence, ECE and non-target mass on the
+    students' actual training views (``student_views``), its test accuracy
+    and ECE, its TS temperature, and the regime's class
+    (``evaluation.regime.classify_regime``, with the reason). With ``dus``:
+    the fraction of its fine-tuning views on which the DUS teacher's gate
+    opens before (the CE teacher it starts from) and after fine-tuning, and
+    the DUS teacher's test ECE and ECE on the students' views."""
+    ce = stage.teacher("ce")
+    views = student_views(stage, sample_size, seed)
+    labels = views.labels.cpu()
+    on_views = view_scores(metrics.softmax(predict_logits(ce.model, views.images)), labels)
+    kind, reason = classify_regime(on_views["accuracy"], ce.record["test_accuracy"], ce.record["temperature"])
+    row: dict[str, Any] = {
+        "regime": stage.regime, "student views": "augmented" if stage.recipe.train.augment else "clean",
+        "teacher accuracy (views)": on_views["accuracy"], "teacher confidence (views)": on_views["confidence"],
+        "teacher ECE (views)": on_views["ece"], "non-target mass (views)": on_views["non_target_mass"],
+        "teacher accuracy (test)": ce.record["test_accuracy"], "teacher ECE (test)": ce.record["test_ece"],
+        "TS temperature": ce.record["temperature"], "overconfident": float(kind == "overconfident"),
+        "class": kind, "reason": reason,
+    }
+    if dus:
+        teacher = stage.teacher("dus")
+        train = teacher.recipe.train
+        settings = dict(LOSS_DEFAULTS["dus"]) | dict(train.loss_params)
+        sample = training_examples(stage.data, train).subset(sample_size, seed)
+        tuning = training_views(sample, stage.data.info, train.augment, seed + 200)
+        tuning_labels = tuning.labels.cpu()
+        row.update({
+            "DUS gate rate (before)": gate_rate(predict_logits(ce.model, tuning.images), tuning_labels, settings),
+            "DUS gate rate (after)": gate_rate(predict_logits(teacher.model, tuning.images), tuning_labels, settings),
+            "DUS teacher ECE (test)": teacher.record["test_ece"],
+            "DUS teacher ECE (views)": view_scores(metrics.softmax(predict_logits(teacher.model, views.images)),
+                                                   labels)["ece"],
+        })
+    return pd.DataFrame([row]).set_index("regime")
 
 
 def tidy(frame: pd.DataFrame, split: str, regime: str) -> pd.DataFrame:
@@ -120,7 +176,7 @@ def score_students(results: Mapping[str, StudentResult], data: DataSplits) -> pd
 
 
 def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult], split: Split) -> pd.DataFrame:
-    """What each student was taught, on ``split`` (e.g. augmented training
+    """What each student was taught, on ``split`` (e.g. the students' training
     views): the mean confidence, entropy and non-target mass of its target at
     T = 1, and its ECE against the labels (the calibration of the target
     itself). One row per distilling student."""
@@ -155,21 +211,21 @@ def stage_fidelity(stage: StudentStage, results: Mapping[str, StudentResult], da
                    sample_size: int = 10_000, seed: int = 0) -> pd.DataFrame:
     """Fidelity to the truth of one ``student_stage.StudentStage``: every
     student's predictions on test (split ``"test"``, model = student name) and
-    every transfer target (``student_stage.transfer_targets``) on one seeded
-    augmented view of ``sample_size`` of the students' training examples
-    (split ``"target (augmented train)"``). Crops keep a glyph's identity
-    (glyph data never flips), so the augmented view keeps its example's true
-    distribution. Needs ``data.known_posterior``."""
+    every transfer target (``student_stage.transfer_targets``) on
+    ``sample_size`` of the students' training views (``student_views``: one
+    seeded augmented view each where the students augment; split
+    ``TRAINING_VIEWS``). Crops keep a glyph's identity (glyph data never
+    flips), so a view keeps its example's true distribution. Needs
+    ``data.known_posterior``."""
     if not data.known_posterior:
         raise ValueError(f"{data.info.name} has no true label distributions (DataSplits.known_posterior is False)")
     info = data.info
-    sample = training_examples(data, stage.recipe.train).subset(sample_size, seed)
-    augmented = augmented_view(sample, info, seed + 100)
+    views = student_views(stage, sample_size, seed, data)
     predictions: dict[tuple[str, str], Scored] = {}
     test_labels, test_truth = data.test.labels.cpu(), data.test.true_probs.cpu()
     for name, result in results.items():
         probs = metrics.softmax(predict_logits(result.model, data.test.images))
         predictions[name, "test"] = (probs, test_labels, test_truth)
-    for name, target in transfer_targets(stage, results, augmented).items():
-        predictions[name, "target (augmented train)"] = (target, augmented.labels.cpu(), augmented.true_probs.cpu())
+    for name, target in transfer_targets(stage, results, views).items():
+        predictions[name, TRAINING_VIEWS] = (target, views.labels.cpu(), views.true_probs.cpu())
     return fidelity_table(predictions, info.class_groups)
