@@ -97,3 +97,9 @@ def test_class_group_scores_match_a_direct_computation(tiny_splits):
     assert got == pytest.approx(expected)
     nll = -torch.log(probs[mask].gather(1, labels[mask][:, None])).mean().item()
     assert table[(table.group == "few") & (table.metric == "nll")].value.item() == pytest.approx(nll, rel=1e-5)
+    assert not table.after_ts.any()
+    # after the model's own TS: the same groups on logits / T
+    scaled = class_group_scores({"ce": model}, tiny_splits, groups, temperatures={"ce": 1.7})
+    after = scaled[scaled.after_ts & (scaled.group == "few") & (scaled.metric == "ece")].value.item()
+    probs_t = metrics.softmax(predict_logits(model, tiny_splits.test.images), 1.7)
+    assert after == pytest.approx(metrics.ece(probs_t[mask], labels[mask]))

@@ -13,7 +13,7 @@ from calibkd.errors import ConfigError
 from calibkd.evaluation.regime import classify_regime, gate_rate, view_scores
 from calibkd.study.report import regime_check, student_views
 
-from test_student_stage import make_stage
+from tests.test_student_stage import make_stage
 
 
 def test_a_teacher_wrong_on_the_students_views_is_refused_whatever_its_temperature():

@@ -156,3 +156,33 @@ def test_evaluate_suite_returns_a_tidy_table(tiny_splits):
     a = both[both.model == "a"].drop(columns="model").reset_index(drop=True)
     b = both[both.model == "b"].drop(columns="model").reset_index(drop=True)
     assert a.equals(b)
+
+
+def test_after_ts_rows_rescale_each_models_logits_and_the_hard_slice_is_shared(tiny_splits):
+    from calibkd.nn.inference import predict_logits
+
+    torch.manual_seed(0)
+    a, b, ref = (build_model("small_cnn", 1, 10, width=4).eval() for _ in range(3))
+    suite = shift.Suite(corruptions=("gaussian_noise", "fog"), severities=(1, 5), mixture_count=40)
+    table = shift.evaluate_suite({"a": a, "b": b}, tiny_splits, suite, reference=ref, temperatures={"a": 2.0})
+    after = {c for c in set(table.condition) if c.endswith(shift.AFTER_TS)}
+    assert after == {"clean after TS", "mixture_0.5 after TS", "mixture_0.7 after TS", "hard_slice after TS",
+                     "corruption_mean after TS"}  # per-corruption rows are folded into their mean
+    assert set(table[table.condition.isin(after)].model) == {"a"}
+
+    def value(model, condition, metric):
+        row = table[(table.model == model) & (table.condition == condition) & (table.metric == metric)]
+        return float(row.value.iloc[0])
+
+    labels = tiny_splits.test.labels
+    logits_a = predict_logits(a, tiny_splits.test.images)
+    assert value("a", "clean after TS", "nll") == pytest.approx(metrics.nll(metrics.softmax(logits_a, 2.0), labels))
+    # one hard slice for every model: the reference's highest-entropy images
+    hard = shift.hard_slice(metrics.softmax(predict_logits(ref, tiny_splits.test.images)), suite.hard_fraction)
+    for model, net in (("a", a), ("b", b)):
+        probs = metrics.softmax(predict_logits(net, tiny_splits.test.images))
+        assert value(model, "hard_slice", "nll") == pytest.approx(metrics.nll(probs[hard], labels[hard]))
+    assert value("a", "hard_slice after TS", "nll") == pytest.approx(
+        metrics.nll(metrics.softmax(logits_a, 2.0)[hard], labels[hard]))
+    with pytest.raises(ValueError, match="not scored"):
+        shift.evaluate_suite({"a": a}, tiny_splits, suite, temperatures={"c": 1.0})

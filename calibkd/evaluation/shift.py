@@ -179,9 +179,13 @@ def _rows(model: str, condition: str, severity: int, scores: dict[str, float]) -
             for m, v in scores.items()]
 
 
+#: Suffix of the conditions scored after each model's own temperature scaling.
+AFTER_TS = " after TS"
+
+
 def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitFn], data: DataSplits,
                    suite: Suite = Suite(), reference: nn.Module | LogitFn | None = None,
-                   progress: bool = False) -> pd.DataFrame:
+                   progress: bool = False, temperatures: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Score one model, or several (a mapping name -> model), on the clean test
     split and under the whole suite; every corrupted set is built once and
     shared by all models.
@@ -193,17 +197,41 @@ def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitF
     each corruption name;
     ``corruption_mean`` (mean over the corruptions, per severity);
     ``mixture_<lam>`` (scored against the soft truth); ``hard_slice`` (the
-    highest-entropy test examples under ``reference``, or under each model
-    itself when no reference is given).
+    highest-entropy test examples under ``reference``, the same images for
+    every model; under each model itself when no reference is given).
+
+    ``temperatures`` (model name -> its own TS temperature, fitted on
+    validation) adds the control of brief section 7: ``clean``, each
+    ``mixture_<lam>``, ``hard_slice`` and ``corruption_mean`` (per
+    severity) scored again on logits / T, as conditions ending in
+    ``AFTER_TS``; a difference that
+    disappears there is a confidence level TS would have fixed for free.
     """
     named = dict(models) if isinstance(models, Mapping) else {"model": models}
     logit_fns = {name: as_logit_fn(m) for name, m in named.items()}
+    scaled = dict(temperatures or {})
+    unknown = sorted(set(scaled) - set(named))
+    if unknown:
+        raise ValueError(f"temperatures given for models that are not scored: {unknown}")
     test = data.test if suite.test_size is None else data.test.subset(suite.test_size, suite.seed)
     labels = test.labels.cpu()
     rows: list[dict] = []
-    clean = {name: metrics.softmax(fn(test.images)) for name, fn in logit_fns.items()}
-    for name, probs in clean.items():
-        rows += _rows(name, "clean", 0, metrics.evaluate(probs, labels))
+
+    def score(name: str, condition: str, severity: int, logits: torch.Tensor, keep: torch.Tensor | None = None,
+              soft: torch.Tensor | None = None) -> None:
+        """Rows for one model on one input set, and after its TS when it has a temperature."""
+        for suffix, t in (("", 1.0), *(((AFTER_TS, scaled[name]),) if name in scaled else ())):
+            probs = metrics.softmax(logits, t)
+            if soft is not None:
+                rows.extend(_rows(name, condition + suffix, severity, soft_label_scores(probs, soft)))
+            elif keep is not None:
+                rows.extend(_rows(name, condition + suffix, severity, metrics.evaluate(probs[keep], labels[keep])))
+            else:
+                rows.extend(_rows(name, condition + suffix, severity, metrics.evaluate(probs, labels)))
+
+    clean = {name: fn(test.images) for name, fn in logit_fns.items()}
+    for name, logits in clean.items():
+        score(name, "clean", 0, logits)
     if data.iid_test is not None:
         seen = data.iid_test if suite.test_size is None else data.iid_test.subset(suite.test_size, suite.seed)
         for name, fn in logit_fns.items():
@@ -218,23 +246,24 @@ def evaluate_suite(models: nn.Module | LogitFn | Mapping[str, nn.Module | LogitF
     for corruption, severity in iterator:
         shifted = corrupted_split(test, data.info.name, corruption, severity, seed=suite.seed)
         for name, fn in logit_fns.items():
-            probs = metrics.softmax(fn(shifted.images))
-            rows += _rows(name, corruption, severity, metrics.evaluate(probs, labels))
+            score(name, corruption, severity, fn(shifted.images))
     for lam in suite.mixture_lambdas:
         mixed = mixtures(test, data.info.num_classes, lam, suite.mixture_count, seed=suite.seed)
         for name, fn in logit_fns.items():
-            scores = soft_label_scores(metrics.softmax(fn(mixed.images)), mixed.distributions)
-            rows += _rows(name, f"mixture_{lam:g}", 0, scores)
+            score(name, f"mixture_{lam:g}", 0, fn(mixed.images), soft=mixed.distributions)
     reference_probs = None if reference is None else metrics.softmax(as_logit_fn(reference)(test.images))
-    for name, probs in clean.items():
-        hard = hard_slice(probs if reference_probs is None else reference_probs, suite.hard_fraction)
-        rows += _rows(name, "hard_slice", 0, metrics.evaluate(probs[hard], labels[hard]))
+    for name, logits in clean.items():
+        hard = hard_slice(metrics.softmax(logits) if reference_probs is None else reference_probs, suite.hard_fraction)
+        score(name, "hard_slice", 0, logits, keep=hard)
     table = pd.DataFrame(rows)
-    shifted_only = table[table.condition.isin(suite.corruptions)]
-    if not shifted_only.empty:
-        mean = shifted_only.groupby(["model", "severity", "metric"], as_index=False)["value"].mean()
-        table = pd.concat([table, mean.assign(condition="corruption_mean")[table.columns]], ignore_index=True)
-    return table
+    for suffix in ("", AFTER_TS):
+        shifted_only = table[table.condition.isin([c + suffix for c in suite.corruptions])]
+        if not shifted_only.empty:
+            mean = shifted_only.groupby(["model", "severity", "metric"], as_index=False)["value"].mean()
+            table = pd.concat([table, mean.assign(condition="corruption_mean" + suffix)[table.columns]],
+                              ignore_index=True)
+    # after TS, only the mean over corruptions is kept: the per-corruption rows would double the table
+    return table[~table.condition.isin([c + AFTER_TS for c in suite.corruptions])].reset_index(drop=True)
 
 
 def natural_shift_summary(table: pd.DataFrame, metrics_shown: Sequence[str] = ("accuracy", "nll", "ece")

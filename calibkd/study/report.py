@@ -20,7 +20,7 @@ from calibkd.data.splits import DataSplits, Split
 from calibkd.data.subsets import training_examples
 from calibkd.evaluation.fidelity import Scored, fidelity_table
 from calibkd.evaluation.regime import classify_regime, gate_rate, view_scores
-from calibkd.evaluation.shift import group_scores
+from calibkd.evaluation.shift import AFTER_TS, group_scores
 from calibkd.methods.calibration import fit_temperature
 from calibkd.nn.inference import predict_logits
 from calibkd.training.stage import StudentResult, StudentStage, transfer_targets
@@ -135,11 +135,19 @@ def summary_table(scores: pd.DataFrame, shift_table: pd.DataFrame, names: Sequen
         "shift ECE (mean)": corrupted[corrupted.metric == "ece"].groupby("model")["value"].mean(),
         "shift ECE (sev 5)": pick(corrupted[corrupted.severity == 5], metric="ece"),
         "mixture NLL": pick(shift_table, condition="mixture_0.5", metric="soft_nll"),
+        "mixture NLL after TS": pick(shift_table, condition="mixture_0.5" + AFTER_TS, metric="soft_nll"),
         "hard-slice NLL": pick(shift_table, condition="hard_slice", metric="nll"),
+        "hard-slice NLL after TS": pick(shift_table, condition="hard_slice" + AFTER_TS, metric="nll"),
         "agreement": pick(scores, split="test", metric="agreement"),
         "KL(teacher||student)": pick(scores, split="test", metric="teacher_kl"),
     }
-    return pd.DataFrame(columns).reindex(names)
+    return pd.DataFrame(columns).dropna(axis=1, how="all").reindex(names)
+
+
+def own_temperatures(scores: pd.DataFrame) -> dict[str, float]:
+    """Each student's own TS temperature (fitted on validation), from ``score_students`` output."""
+    rows = scores[(scores.split == "validation") & (scores.metric == "ts_temperature")]
+    return dict(zip(rows.model, rows.value.astype(float)))
 
 
 def _split_rows(name: str, split: str, probs: torch.Tensor, labels: torch.Tensor) -> list[dict[str, Any]]:
@@ -196,15 +204,21 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
 
 
 def class_group_scores(models: Mapping[str, torch.nn.Module], data: DataSplits,
-                       groups: Mapping[str, Sequence[int]]) -> pd.DataFrame:
+                       groups: Mapping[str, Sequence[int]],
+                       temperatures: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Accuracy, ECE and NLL of every model on the test examples of each class
     group (e.g. the many-, medium- and few-shot classes of a long-tailed
-    training set), tidy: model, group, classes, metric, value."""
+    training set), tidy: model, group, classes, metric, value, after_ts. A
+    model with a temperature in ``temperatures`` (its own TS, fitted on
+    validation) is also scored on logits / T (``after_ts`` True)."""
     frames = []
     for name, model in models.items():
-        probs = metrics.softmax(predict_logits(model, data.test.images))
-        frames.append(group_scores(probs, data.test.labels, dict(groups)).assign(model=name))
-    return pd.concat(frames, ignore_index=True)[["model", "group", "classes", "metric", "value"]]
+        logits = predict_logits(model, data.test.images)
+        scalings = [(False, 1.0)] + ([(True, temperatures[name])] if temperatures and name in temperatures else [])
+        for after_ts, t in scalings:
+            frames.append(group_scores(metrics.softmax(logits, t), data.test.labels, dict(groups))
+                          .assign(model=name, after_ts=after_ts))
+    return pd.concat(frames, ignore_index=True)[["model", "group", "classes", "metric", "value", "after_ts"]]
 
 
 def stage_fidelity(stage: StudentStage, results: Mapping[str, StudentResult], data: DataSplits,
