@@ -296,6 +296,8 @@ def test_runs_write_their_folder_and_are_skipped_on_rerun(tmp_path, stand_in, ca
     provenance = json.loads((folder / "provenance.json").read_text())
     assert provenance["seed"] == 1 and provenance["git_commit"] and provenance["seconds"] > 0
     assert provenance["torch"] and "cpu_count" in provenance
+    assert len(provenance["code_version"]) == 16 and len(provenance["study_code_version"]) == 16
+    assert NOTEBOOK in provenance["notebook_code_versions"] and provenance["git_dirty"] in (True, False, None)
     assert yaml.safe_load((folder / "parameters.yaml").read_text())["parameters"]["seed"] == 1
     env = json.loads((folder / "env.json").read_text())
     assert env["CALIBKD_CACHE"] == str(cache) and env["CALIBKD_OFFLINE"] == "1"  # reached the kernel

@@ -95,8 +95,19 @@ def resolve_parameters(notebooks: Sequence[str], overrides: dict[str, Any],
 
 
 def provenance() -> dict[str, Any]:
-    """Hardware, versions and code version the run used."""
+    """Hardware, versions and code version the run used.
+
+    ``code_version`` is the fingerprint of the training code (the ``code`` of
+    the cache keys of the models the run trained or loaded),
+    ``study_code_version`` that of every module a run's numbers depend on, and
+    ``notebook_code_versions`` each notebook's (``calibkd.training.code_version``);
+    ``git_dirty`` says whether ``calibkd/`` or ``notebooks/`` differed from the
+    commit. Both are read from the files now, as the git commit is (not once
+    per process: a batch runner outlives edits, its runs import afresh).
+    """
     import torch
+
+    from calibkd.training.code_version import code_version, notebook_code_versions, study_code_version
 
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
@@ -106,7 +117,10 @@ def provenance() -> dict[str, Any]:
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {
-        "git_commit": commit, "git_dirty": dirty, "python": platform.python_version(),
+        "git_commit": commit, "git_dirty": dirty, "code_version": code_version(cached=False),
+        "study_code_version": study_code_version(cached=False),
+        "notebook_code_versions": notebook_code_versions(cached=False),
+        "python": platform.python_version(),
         "torch": torch.__version__, "platform": platform.platform(), "processor": platform.processor(),
         "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "kernel_env": kernel_environment(),

@@ -9,10 +9,13 @@ temporary file and renamed into place, so an interrupted write never leaves a
 file that looks finished.
 
 The cache key is a hash of everything that determines the weights: dataset
-and split, architecture, training recipe, seed, device type, and the torch
-version. Each entry's record (parameters, checksum, test accuracy, ECE, the
-temperature TS fits on validation, and the per-epoch history) is checked when
-it is loaded: the weights must reproduce the recorded test accuracy.
+and split, architecture, training recipe, seed, device type, the torch
+version, and the version of the code that trains (``code``: the fingerprint
+of the modules ``code_version.MODEL_CODE`` lists), so editing that code
+retrains rather than reusing a model the old code made. Each entry's record
+(parameters, checksum, test accuracy, ECE, the temperature TS fits on
+validation, and the per-epoch history) is checked when it is loaded: the
+weights must reproduce the recorded test accuracy.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from calibkd.nn.inference import predict_logits, use_fast_layout
 from calibkd.nn.models import build_model, count_parameters
 from calibkd.paths import cache_dir
 from calibkd.runtime import set_determinism
+from calibkd.training.code_version import code_version
 from calibkd.training.loop import TrainResult, train_model
 
 FORMAT = "calibkd-checkpoint"
@@ -179,6 +183,8 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
 
     Optional settings at their defaults (no loss hyper-parameters, no initial
     weights) are left out, so that keys stay stable as options are added.
+    ``code`` is the fingerprint of the training code (``code_version``): a
+    model the code before an edit trained is never found again.
     """
     train = as_record(recipe.train)
     if not train["loss_params"]:
@@ -192,6 +198,7 @@ def model_params(recipe: Recipe, data: DataSplits, device: torch.device,
         "train": train,
         "device_type": device.type,
         "torch": torch.__version__.split("+")[0],
+        "code": code_version(),
     }
     if data.manifest is not None:
         # generated data (glyphs, mixture): what was generated, not just its name
