@@ -1,5 +1,6 @@
 """Which code made a model or a run: the code fingerprint in every model's
-cache key and in run provenance.
+cache key and in run provenance, and ``aggregate`` refusing to pool runs made
+by different code or from a dirty working tree.
 
 Fingerprint tests work on copies of the modules in tmp_path (``root=``), never
 on the checkout's files.
@@ -12,12 +13,16 @@ import re
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
 from calibkd.config import ModelConfig, Recipe, TrainConfig
+from calibkd.errors import ConfigError
 from calibkd.io import params_key
 from calibkd.paths import PROJECT_ROOT
+from calibkd.runs import runner
+from calibkd.runs.results import aggregate
 from calibkd.training import code_version as cv
 from calibkd.training import model_cache
 from calibkd.training.model_cache import MissingModelError, get_trained, model_params, set_training_allowed
@@ -152,3 +157,111 @@ def test_run_provenance_records_the_code_versions():
     assert record["study_code_version"] != record["code_version"]
     assert set(record["notebook_code_versions"]) >= {"01_teacher_training", "04_student_distillation"}
     assert "git_dirty" in record and record["git_commit"]
+
+
+# ---------------------------------------------------------------------------
+# aggregate: one code per batch, from a clean tree
+# ---------------------------------------------------------------------------
+
+
+def fake_run(root: Path, run_id: str, seed: int, code: str | None = "aaaa000000000000",
+             commit: str = "c0ffee", dirty: bool = False) -> None:
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True)
+    rows = [{"notebook": "04_student_distillation", "model": m, "split": "test", "metric": "ece",
+             "value": v + seed / 100, "regime": "default"} for m, v in (("kd", 0.05), ("cud", 0.03))]
+    pd.DataFrame(rows).to_csv(folder / "metrics_04.csv", index=False)
+    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "notebook": "04_student_distillation",
+                                                 "grid": {"seed": seed}}))
+    provenance = {"run_id": run_id, "notebook": "04_student_distillation", "git_commit": commit, "git_dirty": dirty}
+    if code is not None:
+        provenance |= {"code_version": code, "study_code_version": "5" * 16,
+                       "notebook_code_versions": {"04_student_distillation": "4" * 16, "01_teacher_training": "1" * 16}}
+    (folder / "provenance.json").write_text(json.dumps(provenance))
+
+
+def test_runs_made_by_one_code_are_aggregated(tmp_path):
+    fake_run(tmp_path, "04-seed0-a", 0, commit="c1")
+    fake_run(tmp_path, "04-seed1-b", 1, commit="c2")  # another commit, the same code: pooled
+    written = aggregate(tmp_path)
+    meta = json.loads(written["meta"].read_text())
+    assert meta["code_versions"] == {
+        f"code aaaa000000000000, study code {'5' * 16}, notebook code {'4' * 16}": ["04-seed0-a", "04-seed1-b"]}
+    assert meta["mixed_code"] is False and meta["dirty_runs"] == [] and meta["git_commits"] == ["c1", "c2"]
+
+
+def test_runs_made_by_different_code_are_refused_naming_both(tmp_path):
+    fake_run(tmp_path, "04-seed0-a", 0, code="aaaa000000000000")
+    fake_run(tmp_path, "04-seed1-b", 1, code="bbbb000000000000")
+    with pytest.raises(ConfigError) as refused:
+        aggregate(tmp_path)
+    message = str(refused.value)
+    assert re.search(r"code aaaa000000000000[^;]*: 04-seed0-a", message)
+    assert re.search(r"code bbbb000000000000[^;]*: 04-seed1-b", message)
+    assert "--allow-mixed-code" in message
+    assert not list(tmp_path.glob("results.*")) and not (tmp_path / "paired.csv").exists()
+
+    with pytest.warns(UserWarning, match="made by different code"):
+        written = aggregate(tmp_path, allow_mixed_code=True)
+    meta = json.loads(written["meta"].read_text())
+    assert meta["mixed_code"] is True
+    assert sorted(meta["code_versions"].values()) == [["04-seed0-a"], ["04-seed1-b"]]
+
+
+def test_another_notebook_version_or_an_old_run_without_versions_is_another_code(tmp_path):
+    fake_run(tmp_path, "04-seed0-a", 0)
+    fake_run(tmp_path, "04-seed1-b", 1)
+    record = tmp_path / "runs/04-seed1-b/provenance.json"
+    provenance = json.loads(record.read_text())
+    provenance["notebook_code_versions"]["04_student_distillation"] = "9" * 16
+    record.write_text(json.dumps(provenance))
+    with pytest.raises(ConfigError, match=f"notebook code {'9' * 16}: 04-seed1-b"):
+        aggregate(tmp_path)
+    provenance["notebook_code_versions"]["04_student_distillation"] = "4" * 16
+    provenance["notebook_code_versions"]["01_teacher_training"] = "9" * 16  # another notebook's: no matter
+    record.write_text(json.dumps(provenance))
+    aggregate(tmp_path)
+
+    fake_run(tmp_path, "04-seed2-c", 2, code=None, commit="abc123")  # recorded before code versions
+    with pytest.raises(ConfigError, match="git commit abc123 .recorded without a code version.: 04-seed2-c"):
+        aggregate(tmp_path)
+
+
+def test_runs_from_a_dirty_tree_are_refused_unless_allowed(tmp_path):
+    fake_run(tmp_path, "04-seed0-a", 0, dirty=True)
+    fake_run(tmp_path, "04-seed1-b", 1)
+    with pytest.raises(ConfigError, match=r"differed from its commit \(git_dirty\): 04-seed0-a\..*--allow-dirty"):
+        aggregate(tmp_path)
+    assert not (tmp_path / "results.json").exists()
+    with pytest.warns(UserWarning, match="git_dirty"):
+        written = aggregate(tmp_path, allow_dirty=True)
+    assert json.loads(written["meta"].read_text())["dirty_runs"] == ["04-seed0-a"]
+
+
+def test_the_cli_refuses_mixed_and_dirty_runs_in_one_message_and_takes_both_flags(tmp_path, capsys):
+    fake_run(tmp_path, "04-seed0-a", 0, code="aaaa000000000000", dirty=True)
+    fake_run(tmp_path, "04-seed1-b", 1, code="bbbb000000000000")
+    assert runner.main(["aggregate", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "made by different code" in error and "git_dirty" in error
+    assert runner.main(["aggregate", str(tmp_path), "--allow-mixed-code"]) == 2
+    assert "made by different code" not in capsys.readouterr().err
+    with pytest.warns(UserWarning):
+        assert runner.main(["aggregate", str(tmp_path), "--allow-mixed-code", "--allow-dirty"]) == 0
+    meta = json.loads((tmp_path / "results.json").read_text())
+    assert meta["mixed_code"] is True and meta["dirty_runs"] == ["04-seed0-a"]
+
+
+def test_the_committed_batches_were_made_at_mixed_commits_and_still_aggregate_with_both_flags(tmp_path):
+    """The committed reference batch predates code versions; its runs were made
+    at three commits, one from a dirty tree (they will be rerun at one
+    commit). aggregate refuses it as it stands and, told to, reproduces the
+    committed results.csv exactly."""
+    batch = tmp_path / "reference-fmnist"
+    shutil.copytree(PROJECT_ROOT / "papermill_runs" / "reference-fmnist", batch)
+    with pytest.raises(ConfigError, match="recorded without a code version"):
+        aggregate(batch)
+    with pytest.warns(UserWarning):
+        written = aggregate(batch, allow_mixed_code=True, allow_dirty=True)
+    assert written["summary"].read_bytes() == (PROJECT_ROOT / "papermill_runs/reference-fmnist/results.csv").read_bytes()
+    assert json.loads(written["meta"].read_text())["dirty_runs"] == ["04-seed0-3dcae48160"]

@@ -23,6 +23,7 @@ lie entirely above or below zero.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -190,11 +191,80 @@ def paired_differences(table: pd.DataFrame, reference: str = "kd", replicate: st
     return out[order + [c for c in out.columns if c not in order]]
 
 
+def run_code(provenance: Mapping[str, Any]) -> str:
+    """Which code made a run, from its ``provenance.json``, as ``aggregate``
+    compares runs: the training code's, the study code's and the run's
+    notebook's fingerprints (``calibkd.training.code_version``); for a run
+    recorded before fingerprints, its git commit."""
+    if provenance.get("study_code_version"):
+        notebook = (provenance.get("notebook_code_versions") or {}).get(provenance.get("notebook"), "unknown")
+        return (f"code {provenance.get('code_version')}, study code {provenance['study_code_version']}, "
+                f"notebook code {notebook}")
+    if provenance.get("code_version"):
+        return f"code {provenance['code_version']}"
+    if provenance.get("git_commit"):
+        return f"git commit {provenance['git_commit']} (recorded without a code version)"
+    return "unknown (no provenance.json)"
+
+
+def _listing(runs: Sequence[str], shown: int = 8) -> str:
+    more = f" and {len(runs) - shown} more" if len(runs) > shown else ""
+    return ", ".join(runs[:shown]) + more
+
+
+def check_code(root: Path, provenances: Mapping[str, Mapping[str, Any]], allow_mixed_code: bool = False,
+               allow_dirty: bool = False) -> tuple[dict[str, list[str]], list[str]]:
+    """``(code -> its runs, runs from a dirty tree)`` of a batch's finished
+    runs (``provenances``: run-id -> its ``provenance.json``).
+
+    Runs made by different code (``run_code``) are not pooled: a
+    ``ConfigError`` names each code and its runs, unless ``allow_mixed_code``.
+    A run made from a working tree whose ``calibkd/`` or ``notebooks/``
+    differed from its commit (``git_dirty``) cannot be reproduced from the
+    repository: a ``ConfigError`` too, unless ``allow_dirty``. What is allowed
+    is warned about (and ``aggregate`` records it in ``results.json``)."""
+    codes: dict[str, list[str]] = {}
+    for run_id, provenance in sorted(provenances.items()):
+        codes.setdefault(run_code(provenance), []).append(run_id)
+    dirty = sorted(run_id for run_id, provenance in provenances.items() if provenance.get("git_dirty") is True)
+    name = Path(root).name
+    refused, allowed = [], []
+    if len(codes) > 1:
+        listing = "; ".join(f"{code}: {_listing(runs)}" for code, runs in sorted(codes.items()))
+        message = f"the finished runs of batch {name} were made by different code ({listing})"
+        if allow_mixed_code:
+            allowed.append(f"{message}; aggregated anyway (allow_mixed_code), recorded in results.json")
+        else:
+            refused.append(f"{message}. Their results are not pooled: rerun the runs at one version of the "
+                           "code (delete a run's folder under runs/ and run the batch again), or pass "
+                           "allow_mixed_code=True (--allow-mixed-code) to aggregate them anyway; the mix is "
+                           "then recorded in results.json")
+    if dirty:
+        message = (f"runs of batch {name} were made from a working tree whose calibkd/ or notebooks/ differed "
+                   f"from its commit (git_dirty): {_listing(dirty)}")
+        if allow_dirty:
+            allowed.append(f"{message}; aggregated anyway (allow_dirty), listed in results.json")
+        else:
+            refused.append(f"{message}. Their code is in no commit, so they cannot be reproduced: rerun them "
+                           "from a clean checkout, or pass allow_dirty=True (--allow-dirty) to aggregate them "
+                           "anyway; they are then listed as dirty_runs in results.json")
+    if refused:
+        raise ConfigError("\n".join(refused))
+    for message in allowed:
+        warnings.warn(message, stacklevel=3)
+    return codes, dirty
+
+
 def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
-              confidence: float = 0.95) -> dict[str, Path]:
+              confidence: float = 0.95, allow_mixed_code: bool = False,
+              allow_dirty: bool = False) -> dict[str, Path]:
     """Write a batch's ``results.csv`` (summaries), ``paired.csv`` (differences
     against ``reference``; skipped when None) and ``results.json`` (which
-    runs, which settings). Returns the written paths."""
+    runs, which settings, which code). Returns the written paths.
+
+    Runs made by different code, or from a dirty working tree, are refused
+    before anything is written, unless ``allow_mixed_code`` /
+    ``allow_dirty`` (``check_code``)."""
 
     root = Path(root)
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0.0 < confidence < 1.0:
@@ -207,6 +277,9 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     table = collect(root)
     if table.empty:
         raise ConfigError(f"no finished runs in {runs_dir(root)}; run the batch first")
+    provenances = {read_json(f / FINISHED).get("run_id", f.name): read_json(f / "provenance.json")
+                   for f in finished_runs(root)}
+    codes, dirty = check_code(root, provenances, allow_mixed_code, allow_dirty)
     summary = summarize(table, replicate, confidence)
     paired = None if reference is None else paired_differences(table, reference, replicate, confidence)
     written = {"summary": root / SUMMARY_FILE}
@@ -217,13 +290,13 @@ def aggregate(root: Path, reference: str | None = "kd", replicate: str = "seed",
     else:
         (root / PAIRED_FILE).unlink(missing_ok=True)  # no stale differences beside new summaries
     failed = sorted(p.parent.name for p in runs_dir(root).glob(f"*/{FAILED}"))
-    commits = sorted({read_json(f / "provenance.json").get("git_commit", "unknown") for f in finished_runs(root)})
+    commits = sorted({p.get("git_commit", "unknown") for p in provenances.values()})
     meta = {
         "batch": root.name, "definition_hash": definition.get("hash"),
         "runs": sorted(table["run_id"].unique().tolist()), "failed_runs": failed,
         "replicate": replicate, "reference": reference, "confidence": confidence,
         "interval": "Student t over replicates: mean +- t_{(1+confidence)/2, n-1} * s / sqrt(n)",
-        "git_commits": commits,
+        "git_commits": commits, "code_versions": codes, "mixed_code": len(codes) > 1, "dirty_runs": dirty,
     }
     written["meta"] = root / META_FILE
     atomic_write_text(written["meta"], json.dumps(meta, indent=1) + "\n")

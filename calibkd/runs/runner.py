@@ -6,7 +6,7 @@ state; aggregate its results.
     python -m calibkd.runs run <batch> --scheduler tcp://host:8786   # an existing cluster
     python -m calibkd.runs run <batch> --retry                   # rerun failed runs too
     python -m calibkd.runs status <batch>
-    python -m calibkd.runs aggregate <batch> [--reference kd]
+    python -m calibkd.runs aggregate <batch> [--reference kd] [--allow-mixed-code] [--allow-dirty]
 
 The batch is validated and its folder checked (``calibkd.runs.batches``) before
 anything starts; finished runs are skipped, so a rerun resumes a batch. Each
@@ -289,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "(default %(default)s; 'none' skips them)")
     aggregate.add_argument("--replicate", default="seed", help="the grid parameter intervals are taken over")
     aggregate.add_argument("--confidence", type=float, default=0.95)
+    aggregate.add_argument("--allow-mixed-code", action="store_true", help="aggregate runs made by different code "
+                           "anyway (recorded in results.json); refused by default")
+    aggregate.add_argument("--allow-dirty", action="store_true", help="aggregate runs made from a working tree that "
+                           "differed from its commit anyway (listed in results.json); refused by default")
     for sub in (run, status):
         sub.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -308,7 +312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _print_status(args.batch, args.notebook_dir)
 
         reference = None if args.reference.lower() == "none" else args.reference
-        written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence)
+        written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
+                                allow_mixed_code=args.allow_mixed_code, allow_dirty=args.allow_dirty)
         for path in written.values():
             print(f"wrote {path}")
         return 0
