@@ -165,6 +165,34 @@ for name, t in temperatures.items():
     print(f"teacher ({name}): T = {t:.3f} -> {verdict} on validation data")
 
 # %% [markdown]
+# ## The regime check: the teacher on the inputs its students distill from
+#
+# What a student inherits is the teacher's behaviour on the student's own
+# training views, not on test. For each regime (brief section 3b): the CE
+# teacher's accuracy, mean confidence, ECE and non-target mass on those
+# views (augmented in the default regime; the clean memorised subset in the
+# overconfident one, whose students see it as the teacher did), its test
+# accuracy and ECE, the TS temperature, and the regime's class with the
+# reason. The DUS teacher of chapter 03 fine-tunes this teacher: the last
+# columns say on what fraction of its fine-tuning views DUS's gate opens,
+# before and after, and the DUS teacher's ECE.
+
+# %%
+from calibkd.config import OVERCONFIDENT_MIN_TEMPERATURE, REGIMES, VIEW_ACCURACY_TOLERANCE  # noqa: E402
+from calibkd.study.report import regime_check  # noqa: E402
+
+print(f"thresholds: overconfident if accuracy on the students' views >= test accuracy - {VIEW_ACCURACY_TOLERANCE:g} "
+      f"and TS temperature >= {OVERCONFIDENT_MIN_TEMPERATURE:g}")
+checks = pd.concat([regime_check(ctx.student_stage(name), sample_size=10_000, seed=seed)
+                    for name in recipes if name in REGIMES])
+display(checks.drop(columns="reason").round(4))
+for regime, row in checks.iterrows():
+    print(f"{regime}: {row['class']} ({row['reason']})")
+check_rows = checks.drop(columns=["student views", "class", "reason"]).astype(float).reset_index().melt(
+    id_vars="regime", var_name="metric", value_name="value")
+ctx.outputs.table(check_rows.assign(notebook=ctx.notebook, model="teacher", split="regime check"), "regime_check_02")
+
+# %% [markdown]
 # ## Reliability diagrams
 #
 # Bars: accuracy in each of 15 equal-width confidence bins; red hatched bars:

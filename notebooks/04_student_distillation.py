@@ -61,15 +61,17 @@ import pandas as pd
 from IPython.display import display
 
 from calibkd import metrics, plots
-from calibkd.data.augment import augmented_view
-from calibkd.data.subsets import long_tail_of, training_examples
-from calibkd.evaluation.shift import evaluate_suite, natural_shift_summary
+from calibkd.data.subsets import long_tail_of
+from calibkd.evaluation.shift import AFTER_TS, evaluate_suite, natural_shift_summary
 from calibkd.nn.inference import predict_logits
 from calibkd.study.context import parameters_from_globals, start
 from calibkd.study.report import (
     class_group_scores,
     method_table,
+    own_temperatures,
+    regime_check,
     score_students,
+    student_views,
     summary_table,
     target_diagnostics,
     teacher_table,
@@ -88,7 +90,7 @@ seed = 0
 regimes = ["default", "overconfident"]  # the first runs student_methods, the others central_methods
 student_methods = ["ce", "kd", "kd_ts", "kd_ls", "kd_focal", "kd_mixup", "kd_mdca", "kd_ce_finetune", "dkd",
                    "dus_kd", "wclip", "cud", "cud_untempered", "cudp", "cudp_dus", "cudp_xfit"]
-central_methods = ["ce", "kd", "kd_ts", "dus_kd", "wclip", "cud", "cudp", "cudp_dus", "cudp_xfit"]
+central_methods = ["ce", "kd", "kd_ts", "kd_ce_finetune", "dus_kd", "wclip", "cud", "cudp", "cudp_dus", "cudp_xfit"]
 dus_teacher = "dus_soft"  # which DUS teacher of chapter 03 CUD uses
 cudp_map = "temperature"  # the held-out calibration map that gives CUD-P its c(x)
 sweep = {"temperature": [2.0, 8.0], "eta": [1.0], "m": [0.4], "lambda_h": [0.3]}  # {} skips it
@@ -115,15 +117,19 @@ display(method_table(student_methods, dus_teacher, cudp_map))
 # %% [markdown]
 # **Decisions, written down.**
 # - *Loss:* (1 - a) CE + a T^2 KL(target_T || student_T) with T = 4, a = 0.9
-#   for every KD-style method. A target given as probabilities q is
-#   *tempered* as softmax(log q / T) = q^(1/T) / sum q^(1/T): the same
-#   softening KD applies to logits, so "target = teacher softmax" reproduces
-#   KD exactly (a test checks this). `cud_untempered` ablates the choice by
-#   using the W-Clipped target as it is.
+#   for every KD-style method. A target q is kept as log-probabilities and
+#   *tempered* as log_softmax(log q / T), i.e. q^(1/T) / sum q^(1/T): the
+#   same softening KD applies to logits, so "target = teacher softmax"
+#   reproduces KD exactly, at any logit margin (tests check margins up to
+#   100 with 183 classes). Going through probabilities instead, clamped
+#   before the log, silently breaks this for confident teachers (the
+#   "p < 1e-12" column of the targets table counts the rows where it would
+#   have). `cud_untempered` ablates the choice by using the W-Clipped target
+#   as it is.
 # - *W-Clip:* eta 0.5, m 0.7; only rows the teacher gets wrong change.
 # - *CUD-P:* q_y = c(x), the probability of the label under a calibration map
 #   fitted on the teacher's **validation** logits, applied to the teacher's
-#   logits on the **augmented training views** the student sees; raised to
+#   logits on the **training views** the student sees; raised to
 #   the rank bound where needed; non-target ratios kept. The projection is
 #   applied to the teacher's T = 1 distribution and the result tempered at T
 #   like every target.
@@ -131,22 +137,61 @@ display(method_table(student_methods, dus_teacher, cudp_map))
 #   from two CE teachers of the regime's recipe, each trained on one half of
 #   the student's training examples and temperature-scaled on validation;
 #   each example's c(x) is the probability of its label under the teacher
-#   that did *not* train on it, on the augmented view the student sees. This
+#   that did *not* train on it, on the view the student sees. This
 #   is the brief's answer to the train-set problem: a teacher that memorised
 #   an example cannot say how sure one should be about it.
 # - *DKD:* alpha 1, beta 8, T 4, plus CE on labels; the reference
 #   implementation's warm-up of 20 of 240 epochs, scaled to the student's
 #   epochs (at least one).
 # - *Controls:* `kd_ce_finetune` distills from the CE teacher fine-tuned
-#   with plain CE for as many epochs as DUS fine-tunes; every student is
-#   also reported after its own temperature scaling (fitted on validation).
+#   with plain CE exactly as DUS fine-tunes it (same epochs, same augmented
+#   views); every student is also reported after its own temperature scaling
+#   (fitted on validation): test scores, mixture NLL, hard-slice NLL,
+#   corruption ECE and per-group scores.
+# - *Hard slice:* one fixed set of test images per run, the same for every
+#   student of every regime: the 10 % on which the default regime's CE
+#   teacher (not a student) is least certain.
 # - *Teacher outputs computed once:* each teacher's logits on the student's
 #   seeded batch stream (same order, crops and flips for every student) are
 #   computed in one pass and served to all its students.
 # - *Training data:* the student trains on the same examples as the CE
-#   teacher of the regime (all of them in the default regime; the
-#   overconfident teacher's 10,000-example subset in that regime), so that it
-#   distills on inputs its teacher has fitted.
+#   teacher of the regime, *seen the same way* (all of them, augmented, in
+#   the default regime; the overconfident teacher's subset, without
+#   augmentation, in that regime), so that it distills on inputs its teacher
+#   has fitted (brief section 3b).
+# - *DUS:* fine-tunes the regime's CE teacher on augmented views of its
+#   training examples, where its gate can open; on the clean subset the
+#   overconfident teacher memorised, it would not (the regime check below
+#   shows the gate rate).
+
+# %% [markdown]
+# ## The regime check
+#
+# A regime is only what it does to the inputs the students distill from.
+# For each regime: the CE teacher's accuracy, mean confidence, ECE and
+# non-target mass on the students' actual training views, beside its test
+# accuracy and ECE and the temperature TS fits on validation; the regime's
+# class (overconfident only if the teacher is at least as accurate on the
+# students' views as on test and T reaches the threshold below); and DUS's
+# gate rate on its fine-tuning views before and after fine-tuning, with
+# the DUS teacher's ECE.
+
+# %%
+from calibkd.config import OVERCONFIDENT_MIN_TEMPERATURE, VIEW_ACCURACY_TOLERANCE  # noqa: E402
+
+print(f"thresholds: overconfident if accuracy on the students' views >= test accuracy - {VIEW_ACCURACY_TOLERANCE:g} "
+      f"and TS temperature >= {OVERCONFIDENT_MIN_TEMPERATURE:g}")
+stages = {regime: ctx.student_stage(regime, dus_teacher, cudp_map) for regime in regimes}
+checks = pd.concat([regime_check(stages[regime], sample_size=10_000, seed=seed) for regime in regimes])
+display(checks.drop(columns="reason").round(4))
+for regime, row in checks.iterrows():
+    print(f"{regime}: {row['class']} ({row['reason']})")
+    if regime == "overconfident" and row["class"] != "overconfident":
+        print("  WARNING: this run's 'overconfident' regime fails its check; its comparisons are not evidence "
+              "about overconfident teachers")
+check_scores = pd.concat([tidy(checks.loc[[r]].drop(columns=["student views", "class", "reason"])
+                               .rename(index={r: "teacher"}).astype(float), "regime check", r) for r in regimes],
+                         ignore_index=True)
 
 # %% [markdown]
 # ## The main regime
@@ -157,7 +202,7 @@ display(method_table(student_methods, dus_teacher, cudp_map))
 
 # %%
 main_regime = regimes[0]
-stage = ctx.student_stage(main_regime, dus_teacher, cudp_map)
+stage = stages[main_regime]
 results = {name: stage.student(name) for name in student_methods}
 display(teacher_table(stage).round(4))
 
@@ -173,14 +218,18 @@ display(teacher_table(stage).round(4))
 # scaling, against its teacher (top-1 agreement and mean KL(teacher ||
 # student) on test), and under the corruption suite of chapter 02 on a
 # seeded sample of the test split, with the ambiguous sets: mixtures of two
-# test images (scored against their soft truth) and the 10 % of test images
-# on which each student is least certain.
+# test images (scored against their soft truth) and the hard slice (the
+# fixed 10 % of test images on which the default regime's CE teacher is
+# least certain). Where a column says "after TS", each student's logits are
+# divided by its own temperature, fitted on validation.
 
 # %%
 models = {name: r.model for name, r in results.items()}
 scores = score_students(results, ctx.data).assign(regime=main_regime)
 suite = ctx.suite(shift_test_size, mixture_count=1000)
-shift_table = evaluate_suite(models, ctx.data, suite).assign(regime=main_regime)
+hard_slice_reference = ctx.trained(ctx.teacher_recipe("default")).model
+shift_table = evaluate_suite(models, ctx.data, suite, reference=hard_slice_reference,
+                             temperatures=own_temperatures(scores)).assign(regime=main_regime)
 ctx.outputs.table(shift_table.assign(notebook=ctx.notebook), "shift_04")
 
 
@@ -266,50 +315,50 @@ display((ablation_table - ablation_table.loc["kd"]).drop(index="kd").round(4).ad
 # %% [markdown]
 # ## What each student was taught
 #
-# The targets themselves, at T = 1, on augmented views of 10,000 training
+# The targets themselves, at T = 1, on the training views of 10,000
 # examples (what the students see): mean confidence, probability of the
-# label, entropy, non-target mass, and the ECE of the target against the
-# labels. W-Clip only changes rows the teacher gets wrong; CUD-P moves the
-# label's probability to the held-out calibrated level on every row.
+# label, entropy, non-target mass, the ECE of the target against the
+# labels, and the fraction of rows with some class below probability 1e-12
+# (where tempering through clamped probabilities would have been wrong).
+# W-Clip only changes rows the teacher gets wrong; CUD-P moves the label's
+# probability to the held-out calibrated level on every row.
 
 # %%
-info = ctx.data.info
-train = stage.recipe.train
-train_examples = training_examples(ctx.data, train)
-sample = train_examples.subset(10_000, seed)
-augmented = augmented_view(sample, info, seed + 100)
-targets = target_diagnostics(stage, results, augmented).set_index("model")
+views = student_views(stage, 10_000, seed)
+targets = target_diagnostics(stage, results, views).set_index("model")
 display(targets.round(4))
-scores = pd.concat([scores, tidy(targets, "target (augmented train)", main_regime),
+scores = pd.concat([scores, check_scores, tidy(targets, "target (training views)", main_regime),
                     tidy(teacher_table(stage).drop(columns="logit pass (s)"), "teacher (test)", main_regime)],
                    ignore_index=True)
 
 # %% [markdown]
 # ## The overconfident regime
 #
-# The same comparison, restricted to the central methods, on the teacher
-# that memorised a 10,000-example subset (chapter 01): here there is
-# overconfidence to remove. The students train on that same subset. DUS and
-# every calibrated teacher fine-tune or retrain on this regime's CE recipe.
+# The same comparison, restricted to the central methods, on the other
+# regimes of this run: by default the teacher that memorised a
+# 10,000-example subset (chapter 01), whose students distill on that same
+# subset, seen as the teacher saw it (no augmentation). DUS and every
+# calibrated teacher fine-tune or retrain on this regime's CE recipe.
 
 # %%
 other_tables = {}
 other_scores, other_shift, other_targets = [], [], {}
-stages, regime_results = {main_regime: stage}, {main_regime: results}
+regime_results = {main_regime: results}
+student_temperatures = {main_regime: own_temperatures(scores)}
 for regime in regimes[1:]:
-    other = ctx.student_stage(regime, dus_teacher, cudp_map)
+    other = stages[regime]
     other_results = {name: other.student(name) for name in central_methods}
-    stages[regime], regime_results[regime] = other, other_results
+    regime_results[regime] = other_results
     display(teacher_table(other).round(4))
     s = score_students(other_results, ctx.data).assign(regime=regime)
-    t = evaluate_suite({n: r.model for n, r in other_results.items()}, ctx.data, suite).assign(regime=regime)
+    student_temperatures[regime] = own_temperatures(s)
+    t = evaluate_suite({n: r.model for n, r in other_results.items()}, ctx.data, suite, reference=hard_slice_reference,
+                       temperatures=student_temperatures[regime]).assign(regime=regime)
     other_scores.append(s)
     other_shift.append(t)
     other_tables[regime] = summary_table(s, t, central_methods)
-    other_sample = ctx.training_split(ctx.teacher_recipe(regime)).subset(10_000, seed)
-    other_augmented = augmented_view(other_sample, info, seed + 100)
-    other_targets[regime] = target_diagnostics(other, other_results, other_augmented).set_index("model")
-    other_scores.append(pd.concat([tidy(other_targets[regime], "target (augmented train)", regime),
+    other_targets[regime] = target_diagnostics(other, other_results, student_views(other, 10_000, seed)).set_index("model")
+    other_scores.append(pd.concat([tidy(other_targets[regime], "target (training views)", regime),
                                    tidy(teacher_table(other).drop(columns="logit pass (s)"), "teacher (test)", regime)],
                                   ignore_index=True))
     print(f"regime {regime}:")
@@ -346,13 +395,15 @@ for regime, regime_stage in stages.items():
     print(f"regime {regime}: {len(tail.split):,} training examples; per class {tail.counts}; groups {tail.groups}")
     group_models = {name: r.model for name, r in regime_results[regime].items()}
     group_models.update({f"teacher {t.recipe.name}": t.model for t in regime_stage.teachers.values()})
-    groups = class_group_scores(group_models, ctx.data, tail.groups)
-    long_tail_tables[regime] = groups.pivot_table(index="model", columns=["metric", "group"], values="value",
-                                                  sort=False)
+    groups = class_group_scores(group_models, ctx.data, tail.groups, temperatures=student_temperatures[regime])
+    plain = groups[~groups.after_ts]
+    long_tail_tables[regime] = plain.pivot_table(index="model", columns=["metric", "group"], values="value",
+                                                 sort=False)
     display(long_tail_tables[regime].round(4))
-    other_scores.append(groups.assign(split=lambda g: "test, " + g.group + "-shot classes", regime=regime)
-                        .drop(columns=["group", "classes"]))
-    students_only = groups[~groups.model.str.startswith("teacher ")]
+    other_scores.append(groups.assign(split=lambda g: "test, " + g.group + "-shot classes"
+                                      + g.after_ts.map({True: AFTER_TS, False: ""}), regime=regime)
+                        .drop(columns=["group", "classes", "after_ts"]))
+    students_only = plain[~plain.model.str.startswith("teacher ")]
     ctx.outputs.figure(plots.class_group_panels(students_only, regime), f"04_long_tail_{regime}")
 if not long_tail_tables:
     print("no regime of this run is long-tailed (add 'long_tail' to regimes)")
@@ -491,6 +542,9 @@ def findings(frame, regime):
         print(f"[{regime}] no KD student to compare with")
         return
     kd = frame.loc["kd"]
+    check = checks.loc[regime]
+    print(f"[{regime}] regime check: {check['class']} ({check['reason']}); teacher right on "
+          f"{check['teacher accuracy (views)']:.1%} of the students' views")
     print(f"[{regime}] best accuracy: {frame['accuracy'].idxmax()} ({frame['accuracy'].max():.4f}); "
           f"KD {kd['accuracy']:.4f}; CE student {frame.loc['ce', 'accuracy']:.4f}")
     print(f"[{regime}] lowest test ECE: {frame['ECE'].idxmin()} ({frame['ECE'].min():.4f}); KD {kd['ECE']:.4f}")
@@ -501,79 +555,23 @@ def findings(frame, regime):
         print(f"[{regime}] {name} - KD: accuracy {row['accuracy'] - kd['accuracy']:+.4f}, "
               f"ECE {row['ECE'] - kd['ECE']:+.4f}, ECE after TS {row['ECE after TS'] - kd['ECE after TS']:+.4f}, "
               f"shift ECE {row['shift ECE (mean)'] - kd['shift ECE (mean)']:+.4f}, "
-              f"mixture NLL {row['mixture NLL'] - kd['mixture NLL']:+.4f}")
+              f"mixture NLL {row['mixture NLL'] - kd['mixture NLL']:+.4f} "
+              f"(after TS {row['mixture NLL after TS'] - kd['mixture NLL after TS']:+.4f})")
 
 
 findings(table, main_regime)
 for regime, frame in other_tables.items():
     findings(frame, regime)
 
-# %% [markdown] tags=["solution"]
-# What the committed default run shows (one seed: no difference here is
-# tested against seed-to-seed noise; chapter 05 does that):
-#
-# - **Default regime: the teacher is already calibrated (TS T = 1.01), and
-#   every student lands within about 1.5 accuracy points of every other.**
-#   KD beats the CE student by about half a point; KD-TS, W-Clip and CUD-P
-#   are within 0.2 points of KD, because with T_ts close to 1 and a teacher
-#   that is right on 93.5 % of the augmented views there is little for them
-#   to change.
-# - **Full CUD does not help the default-regime student, and its
-#   calibration claim goes the wrong way:** accuracy 0.895 vs 0.900 for KD,
-#   test ECE 0.067 vs 0.013: the DUS teacher is underconfident (chapter 03)
-#   and passes it on (the student's own TS fits T = 0.65). After each
-#   student's own temperature scaling the ECE gap nearly disappears (0.0095
-#   vs 0.0052): what CUD changes here is a confidence level a single scalar
-#   could set, not the ranking. DUS + KD behaves the same, so the DUS teacher
-#   is what drives it; W-Clip alone is a near no-op.
-# - **Where CUD's targets do help in this regime is the ambiguous inputs:**
-#   the DUS-based students (DUS + KD, full CUD) have a mixture NLL well below
-#   KD's (2.34 and 2.31 vs 2.75), like the other students of softened
-#   teachers (focal 2.29, label smoothing 1.88, mixup 1.86), and full CUD's
-#   mean ECE under shift is below KD's (0.164 vs 0.182; the mixup teacher's
-#   student is lowest, 0.135). The untempered ablation is clearly worse than
-#   tempering (mixture NLL 6.3, ECE under shift 0.29): temper the W-Clipped
-#   target.
-# - **The overconfident regime (teacher TS T = 2.38, 62 % accurate on the
-#   augmented views its students see) reverses the picture for KD:** the KD
-#   student is *less* accurate (0.841) and worse calibrated (ECE 0.081) than
-#   the CE student (0.851, 0.018). Post-hoc calibration of the target fixes
-#   calibration but not accuracy: KD-TS and CUD-P bring ECE to about 0.03,
-#   and ECE under shift and mixture NLL down, at or slightly below KD's
-#   accuracy. W-Clip fixes
-#   accuracy but not calibration: W-Clip and full CUD recover the CE
-#   student's accuracy (0.850, 0.853) because they move mass onto the label
-#   where the teacher is wrong, but keep KD's overconfidence.
-# - **Cross-fitting c(x) helps CUD-P where the teacher memorised:** in the
-#   overconfident regime the cross-fitted CUD-P student has the lowest test
-#   ECE of the distilled students (0.022, against 0.032 with the held-out
-#   map applied to the memorising teacher and 0.081 for KD), at the same
-#   accuracy; in the default regime it changes nothing measurable (0.898,
-#   ECE 0.009). It costs two extra teachers, each on half the data.
-# - **DUS cannot reshape a memorising teacher:** fine-tuned on the subset
-#   the teacher memorised, almost no training example is "hard", so the gate
-#   is off and the DUS teacher is essentially the CE teacher (test ECE 0.080
-#   vs 0.080). CUD's stage 1 needs examples the teacher finds hard on its own
-#   training data, which this regime does not have.
-# - **Sensitivity (validation, around full CUD):** eta = 1 and m = 0.4 move
-#   validation accuracy and ECE by well under a point; lambda_H = 0.3 is slightly worse
-#   than 0.1; the KD temperature matters most (T = 2 is about one point more
-#   accurate than T = 4 in this run), which is a KD setting, not a CUD one.
-# - **Teacher outputs computed once:** each teacher's logits on the student's
-#   stream cost one pass (the "logit pass" column: about 50 s for the default
-#   teacher on 2 cores, shared by all its students); `bench/` measures what
-#   each method costs over training on labels alone.
-#
-# In short, on this dataset and one seed, CUD's claims hold only in part:
-# calibrating the target (KD-TS, CUD-P, best with cross-fitted c(x)) is what
-# fixes the overconfident teacher's students' calibration, W-Clip is what fixes their accuracy, and
-# neither needs the DUS teacher; on an already calibrated teacher, DUS makes
-# students underconfident.
+# %% [markdown]
+# The lines above are computed from this run's tables; they are one seed
+# and test nothing against seed-to-seed noise. Chapter 05 decides the
+# claims over seeds, with the regime check of every run beside them.
 #
 # ## Questions to try
 # 1. Full CUD's W-Clip only touches rows the teacher gets wrong. From the
-#    targets table, estimate on what fraction of augmented training views it
-#    acts; then compare with `(teacher.argmax(1) != labels).float().mean()`.
+#    targets table, estimate on what fraction of the students' training
+#    views it acts; then compare with `(teacher.argmax(1) != labels).float().mean()`.
 # 2. Rerun with `cudp_map = "isotonic"`. Does a different held-out map
 #    change CUD-P's student, and in which direction did its target
 #    confidence move?
@@ -583,8 +581,8 @@ for regime, frame in other_tables.items():
 # 4. Which single change moves the overconfident regime's students the
 #    most: the teacher (DUS), the target map (W-Clip, CUD-P) or the
 #    post-hoc TS of the student itself?
-# 5. W-Clip and CUD-P fix different things in the overconfident regime.
-#    Define a student method that applies both (`DistillMethod("target",
+# 5. W-Clip and CUD-P change different parts of the target. Define a
+#    student method that applies both (`DistillMethod("target",
 #    wclip=True, cudp=True)` with `calibrator="cudp"`) and predict its row
 #    before you train it with `stage.student("both", method)`.
 #
@@ -593,8 +591,9 @@ for regime, frame in other_tables.items():
 # ### Worked answers
 #
 # 1. In the targets table, W-Clip's rows differ from the CE teacher's only
-#    where the teacher is wrong on the augmented view, so the fraction it acts
-#    on is the teacher's training error on augmented views. With
+#    where the teacher is wrong on the student's view, so the fraction it acts
+#    on is the teacher's error on those views (the regime check's
+#    "teacher accuracy (views)", subtracted from one). With
 #    `stage = ctx.student_stage("default")`, compare it with
 #    `(teacher.argmax(1) != labels).float().mean()` on those views: the two
 #    should agree. The smaller that fraction, the less W-Clip alone can move

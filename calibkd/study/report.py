@@ -199,6 +199,8 @@ def target_diagnostics(stage: StudentStage, results: Mapping[str, StudentResult]
             "non-target mass": float(metrics.non_target_mass(target, labels).mean()),
             "target ECE": metrics.ece(target, labels),
             "target accuracy": metrics.accuracy(target, labels),
+            # rows a tempering through probabilities clamped at 1e-12 would have got wrong
+            "rows with p < 1e-12": float((target.min(1).values < 1e-12).double().mean()),
         })
     return pd.DataFrame(rows)
 
