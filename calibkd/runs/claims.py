@@ -1,15 +1,19 @@
-"""Verdicts on the paper's claims (brief section 1) from a batch's runs.
+"""Pre-registered claims (brief sections 1 and 7) and their verdicts from a batch's runs.
 
-Each claim is tested by a few *comparisons*: model A against model B on one
-metric, in one regime and condition, with the direction that would support
-the claim. A comparison's outcome is read from the paired t-interval of
-A - B over seeds (``calibkd.runs.results.paired_differences``): ``supports`` or
-``contradicts`` when the interval excludes zero on that side, ``within
-noise`` when it contains zero, ``not tested`` with fewer than two seeds. A
-claim is ``supported`` when some comparisons support it and none contradicts
-it, ``not supported`` when some contradict it and none supports it,
-``mixed`` when both happen, and ``not supported (within noise)`` when no
-difference exceeds the noise.
+A :class:`Claim` is named before the runs are read: its parts, each part's
+comparisons (model - baseline on one metric and ``where``, with the direction
+that supports the claim) and a sentence saying what would have falsified it.
+A *primary* comparison must support the claim (against KD, or for
+C-collapse against the CE student); a *guard* must not contradict it (the
+same metric against the labels-only CE student: the method must not be worse
+than it beyond noise).
+
+Within each claim, p-values of the paired t-test over seeds are Holm-adjusted
+(family-wise ``alpha``, 5 % by default). A comparison *supports* or
+*contradicts* when its Holm-adjusted p < alpha (by the sign of the mean
+difference), is *within noise* otherwise, *not tested* with < 2 seeds. A part
+is supported when every primary supports and no guard contradicts; a claim
+when every part is. Verdicts: ``VERDICTS``. The rule in full: docs/metrics.md.
 """
 
 from __future__ import annotations
@@ -18,17 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 from calibkd.config import dataset_info
 from calibkd.errors import ConfigError
 from calibkd.io import load_yaml
-from calibkd.runs.results import (
-    collect,
-    finished_runs,
-    paired_differences,
-    welch_interval,
-)
+from calibkd.runs.results import collect, finished_runs, paired_differences
 
 SHIFT_MEAN = "corruption_mean (severities 1-5)"
 #: Runs whose test split is itself shifted (glyphs: held-out fonts) also
@@ -37,20 +38,280 @@ SHIFT_MEAN = "corruption_mean (severities 1-5)"
 #: the change from in-distribution to held-out under the next.
 NATURAL_SHIFT = "held-out test (natural shift)"
 NATURAL_SHIFT_CHANGE = "natural shift: held-out - in distribution"
+#: The suffix of a ``where`` whose rows score each student after its own
+#: temperature scaling (e.g. "test after TS"), where chapter 04 writes them.
+AFTER_TS = " after TS"
+#: Metrics that temperature scaling changes: read after TS where the switch is on.
+TS_METRICS = frozenset({"ece", "nll", "soft_nll", "brier", "adaptive_ece", "classwise_ece"})
+
+ROLES = ("primary", "guard")
+DIRECTIONS = ("lower", "higher")
+OUTCOMES = ("supports", "contradicts", "within noise", "not tested")
+#: A part's or a claim's verdict: every part holds / some part fails / a
+#: primary comparison is significant in the wrong direction / too few seeds.
+VERDICTS = ("supported", "not supported", "contradicted", "not tested")
+FAMILY_ALPHA = 0.05
+KD, CE = "kd", "ce"
+_NAMES = {KD: "KD", CE: "the CE student"}
+
+
+def _check_alpha(alpha: float) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 < alpha < 1.0:
+        raise ConfigError(f"family-wise alpha={alpha!r} must lie strictly between 0 and 1 (e.g. 0.05)")
+    return float(alpha)
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """model - baseline on ``metric``; ``supports_if`` "lower" or "higher"."""
+    """model - baseline on ``metric`` at ``where`` (a split or condition of the
+    batch table); ``supports_if`` "lower" or "higher"; ``role`` "primary" or
+    "guard". ``after_ts``: read ``where + AFTER_TS`` rows where the batch has
+    them. ``required=False``: left out (not "not tested") where the batch has
+    no rows for it (e.g. ``NATURAL_SHIFT`` on a dataset without one)."""
 
-    claim: str
-    regime: str
     model: str
     baseline: str
     metric: str
-    where: str  # a split of the metrics tables, or a condition of the shift tables
+    where: str
     supports_if: str
+    role: str = "primary"
+    after_ts: bool = False
+    required: bool = True
     note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.supports_if not in DIRECTIONS:
+            raise ConfigError(f"supports_if={self.supports_if!r} must be one of {DIRECTIONS}")
+        if self.role not in ROLES:
+            raise ConfigError(f"role={self.role!r} must be one of {ROLES}")
+        if self.model == self.baseline:
+            raise ConfigError(f"a comparison of {self.model!r} with itself")
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} - {self.baseline}"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a claim: a name (e.g. "accuracy") and its comparisons."""
+
+    name: str
+    comparisons: tuple[Comparison, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "comparisons", tuple(self.comparisons))
+        if not self.comparisons:
+            raise ConfigError(f"part {self.name!r} has no comparisons")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim in one regime, decided by its parts at family-wise ``alpha``.
+    ``guarded``: every primary comparison against KD needs its guard twin
+    against the CE student (off only for C-cardinality's cross-dataset contrasts)."""
+
+    name: str
+    regime: str
+    statement: str
+    falsified_by: str
+    parts: tuple[Part, ...]
+    alpha: float = FAMILY_ALPHA
+    guarded: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parts", tuple(self.parts))
+        object.__setattr__(self, "alpha", _check_alpha(self.alpha))
+        if not self.falsified_by.strip():
+            raise ConfigError(f"claim {self.name!r} does not say what would falsify it")
+        if not self.parts:
+            raise ConfigError(f"claim {self.name!r} has no parts")
+        names = [p.name for p in self.parts]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"claim {self.name!r} has two parts of one name: {names}")
+        if not any(c.role == "primary" for c in self.comparisons):
+            raise ConfigError(f"claim {self.name!r} has no primary comparison")
+        for part in self.parts if self.guarded else ():
+            keys = {(c.model, c.metric, c.where, c.baseline) for c in part.comparisons if c.role == "guard"}
+            for c in part.comparisons:
+                if c.role == "primary" and c.baseline == KD and (c.model, c.metric, c.where, CE) not in keys:
+                    raise ConfigError(f"claim {self.name!r}, part {part.name!r}: {c.label} on {c.metric} at "
+                                      f"{c.where!r} has no guard against the CE student")
+
+    @property
+    def comparisons(self) -> tuple[Comparison, ...]:
+        return tuple(c for p in self.parts for c in p.comparisons)
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN): with the m p-values
+    sorted, p_(i) becomes max_{j <= i} min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m, running = len(valid), 0.0
+    for rank, i in enumerate(valid[np.argsort(p[valid], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _t_p(mean: float, se: float, dof: float) -> float:
+    """Two-sided p-value of mean / se under Student's t with ``dof``."""
+    if se == 0 or np.isinf(dof):
+        return 0.0 if mean != 0 else 1.0
+    return float(2 * stats.t.sf(abs(mean) / se, dof))
+
+
+def _interval(mean: float, se: float, dof: float, level: float) -> tuple[float, float]:
+    half = 0.0 if se == 0 else float(stats.t.ppf((1 + level) / 2, dof) * se)
+    return mean - half, mean + half
+
+
+def _outcome(mean: float, p_holm: float, supports_if: str, alpha: float) -> str:
+    if np.isnan(p_holm):
+        return "not tested"
+    if p_holm >= alpha:
+        return "within noise"
+    return "supports" if (mean < 0) == (supports_if == "lower") else "contradicts"
+
+
+EVIDENCE_COLUMNS = ["claim", "regime", "part", "role", "comparison", "metric", "where", "supports if", "n",
+                    "difference", "ci_low", "ci_high", "m", "bonferroni_low", "bonferroni_high", "p", "p_holm",
+                    "outcome", "note"]
+
+
+def _decide(family: list[dict], alpha: float) -> list[dict]:
+    """Holm within one claim's family; outcomes, 95 % and Bonferroni (1 - alpha/m) intervals."""
+    tested = [r for r in family if r["n"] >= 2 and not np.isnan(r["p"])]
+    m = len(tested)
+    for row, q in zip(tested, holm([r["p"] for r in tested])):
+        row["p_holm"], row["m"] = float(q), m
+        row["ci_low"], row["ci_high"] = _interval(row["difference"], row["se"], row["dof"], 0.95)
+        row["bonferroni_low"], row["bonferroni_high"] = _interval(row["difference"], row["se"], row["dof"],
+                                                                  1 - alpha / m)
+    for row in family:
+        row.setdefault("m", m)
+        row["outcome"] = _outcome(row["difference"], row.get("p_holm", np.nan), row["supports if"], alpha)
+    return family
+
+
+def _row(claim: Claim, part: Part, c: Comparison, where: str, n: int, mean: float, se: float, dof: float) -> dict:
+    p = _t_p(mean, se, dof) if n >= 2 and not np.isnan(se) else np.nan
+    return {"claim": claim.name, "regime": claim.regime, "part": part.name, "role": c.role, "comparison": c.label,
+            "metric": c.metric, "where": where, "supports if": c.supports_if, "n": n, "difference": mean,
+            "ci_low": np.nan, "ci_high": np.nan, "bonferroni_low": np.nan, "bonferroni_high": np.nan,
+            "p": p, "p_holm": np.nan, "se": se, "dof": dof, "note": c.note}
+
+
+def _evidence_frame(rows: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+
+
+def evaluate(table: pd.DataFrame, claims: Sequence[Claim], replicate: str = "seed") -> pd.DataFrame:
+    """One row per comparison of each claim (``EVIDENCE_COLUMNS``): n, mean
+    paired difference over seeds, its 95 % and Bonferroni intervals, the
+    t-test's p-value, Holm's adjusted p-value in the claim's family, outcome."""
+    clean = table[table["severity"].fillna(0) == 0].drop(columns=["severity"])
+    models = set(clean["model"].dropna())
+    paired: dict[str, pd.DataFrame] = {}
+    for baseline in sorted({c.baseline for claim in claims for c in claim.comparisons} & models):
+        paired[baseline] = paired_differences(clean, reference=baseline, replicate=replicate)
+    rows: list[dict] = []
+    for claim in claims:
+        family = []
+        for part in claim.parts:
+            for c in part.comparisons:
+                diffs = paired.get(c.baseline)
+                hit, where = pd.DataFrame(), c.where
+                if diffs is not None:
+                    pick = diffs[(diffs["model"] == c.model) & (diffs["metric"] == c.metric)
+                                 & (diffs["regime"] == claim.regime)]
+                    after = pick[pick["where"] == c.where + AFTER_TS]
+                    hit, where = (after, c.where + AFTER_TS) if c.after_ts and not after.empty else \
+                        (pick[pick["where"] == c.where], c.where)
+                if hit.empty:
+                    if c.required:
+                        family.append(_row(claim, part, c, where, 0, np.nan, np.nan, np.nan))
+                    continue
+                r = hit.iloc[0]
+                n = int(r["n"])
+                se = float(r["std"]) / np.sqrt(n) if n >= 2 else np.nan
+                family.append(_row(claim, part, c, where, n, float(r["mean"]), se, n - 1))
+        rows.extend(_decide(family, claim.alpha))
+    return _evidence_frame(rows)
+
+
+def _part_verdict(rows: pd.DataFrame) -> tuple[str, str]:
+    """(verdict, reason) of one part from its comparisons' outcomes."""
+    if rows.empty:
+        return "not tested", "no rows in the batch"
+    primary, guard = rows[rows["role"] == "primary"], rows[rows["role"] == "guard"]
+    if (primary["outcome"] == "contradicts").any():
+        return "contradicted", "the opposite beyond noise"
+    reasons = ["within noise"] if (primary["outcome"] == "within noise").any() else []
+    worse = guard[guard["outcome"] == "contradicts"]
+    if not worse.empty:
+        names = [_NAMES.get(b, b) for b in dict.fromkeys(c.split(" - ", 1)[1] for c in worse["comparison"])]
+        reasons.append("worse than " + " and ".join(names))
+    if reasons:
+        return "not supported", ", ".join(reasons)
+    if (rows["outcome"] == "not tested").any():
+        return "not tested", "missing from the batch" if (rows["n"] == 0).any() else "fewer than 2 seeds"
+    return "supported", ""
+
+
+def claim_verdict(claim: Claim, evidence: pd.DataFrame) -> tuple[str, str]:
+    """(verdict, detail) of a claim from its rows of ``evaluate``: the worst of
+    its parts (contradicted, not supported, not tested, supported in that
+    order); the detail names which parts hold and which do not, and why."""
+    mine = evidence[(evidence["claim"] == claim.name) & (evidence["regime"] == claim.regime)]
+    parts = [(p.name, *_part_verdict(mine[mine["part"] == p.name])) for p in claim.parts]
+    words = {w for _, w, _ in parts}
+    word = next(w for w in ("contradicted", "not supported", "not tested", "supported") if w in words)
+    if len(parts) == 1:
+        return word, parts[0][2]
+    if word == "supported":
+        return word, "every part holds"
+    if words == {"not tested"}:
+        return word, ", ".join(dict.fromkeys(why for _, _, why in parts))
+    held = [name for name, w, _ in parts if w == "supported"]
+    failed = [f"{name} ({why})" for name, w, why in parts if w in ("contradicted", "not supported")]
+    untested = [name for name, w, _ in parts if w == "not tested"]
+    bits = ([f"holds for {', '.join(held)}"] if held else []) + ([f"fails for {', '.join(failed)}"] if failed else [])
+    return word, "; ".join(bits + ([f"not tested for {', '.join(untested)}"] if untested else []))
+
+
+VERDICT_COLUMNS = ["claim", "regime", "verdict", "detail"]
+
+
+def verdicts(claims: Sequence[Claim], evidence: pd.DataFrame) -> pd.DataFrame:
+    """One row per claim: claim, regime, verdict (one of ``VERDICTS``) and its detail."""
+    rows = [{"claim": c.name, "regime": c.regime, **dict(zip(("verdict", "detail"), claim_verdict(c, evidence)))}
+            for c in claims]
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def verdict_text(verdict: str, detail: str) -> str:
+    """'verdict: detail' (the verdict alone without a detail)."""
+    return f"{verdict}: {detail}" if isinstance(detail, str) and detail else verdict
+
+
+def format_evidence(evidence: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A claim's evidence for display: intervals as '[low, high]' strings."""
+    def interval(low: float, high: float) -> str:
+        return "" if pd.isna(low) else f"[{low:+.{digits}f}, {high:+.{digits}f}]"
+    effects = [c for c in evidence.columns if c.startswith("effect (")]  # C-cardinality's per-dataset effects
+    out = evidence[["part", "role", "comparison", "metric", "where", "supports if", *effects, "n"]].copy()
+    out[effects] = out[effects].round(digits)
+    out["difference"] = evidence["difference"].map(lambda v: "" if pd.isna(v) else f"{v:+.{digits}f}")
+    out["95 % interval"] = [interval(lo, hi) for lo, hi in zip(evidence["ci_low"], evidence["ci_high"])]
+    out["Bonferroni interval"] = [interval(lo, hi) for lo, hi in
+                                  zip(evidence["bonferroni_low"], evidence["bonferroni_high"])]
+    out["p"] = evidence["p"].round(4)
+    out["Holm p"] = evidence["p_holm"].round(4)
+    out["outcome"] = evidence["outcome"]
+    return out.reset_index(drop=True)
 
 
 def batch_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -88,77 +349,84 @@ def _natural_shift_rows(frame: pd.DataFrame, keys: list[str]) -> list[pd.DataFra
                                 severity=0)]
 
 
-def _outcome(row: pd.Series, supports_if: str) -> str:
-    if row["n"] < 2 or pd.isna(row["ci_low"]):
-        return "not tested"
-    if row["ci_high"] < 0:
-        return "supports" if supports_if == "lower" else "contradicts"
-    if row["ci_low"] > 0:
-        return "supports" if supports_if == "higher" else "contradicts"
-    return "within noise"
+# --- the study's claims -------------------------------------------------------
+
+def _twin(model: str, metric: str, where: str, better: str, after_ts: bool, required: bool = True,
+          note: str = "") -> tuple[Comparison, Comparison]:
+    """A primary comparison against KD and its guard against the CE student."""
+    ts = after_ts and metric in TS_METRICS
+    return (Comparison(model, KD, metric, where, better, "primary", ts, required, note),
+            Comparison(model, CE, metric, where, better, "guard", ts, required, note))
 
 
-def evaluate(table: pd.DataFrame, comparisons: list[Comparison], replicate: str = "seed") -> pd.DataFrame:
-    """One row per comparison: n, mean difference, 95 % interval, outcome."""
-    rows = []
-    for baseline in sorted({c.baseline for c in comparisons}):
-        subset = table[table["severity"].fillna(0) == 0]
-        if baseline not in set(subset["model"]):
-            continue
-        paired = paired_differences(subset.drop(columns=["severity"]), reference=baseline, replicate=replicate)
-        for c in (c for c in comparisons if c.baseline == baseline):
-            hit = paired[(paired["model"] == c.model) & (paired["metric"] == c.metric)
-                         & (paired["where"] == c.where) & (paired["regime"] == c.regime)]
-            if hit.empty:
-                continue
-            row = hit.iloc[0]
-            rows.append({"claim": c.claim, "regime": c.regime, "comparison": f"{c.model} - {c.baseline}",
-                         "metric": c.metric, "where": c.where, "supports if": c.supports_if, "n": int(row["n"]),
-                         "difference": row["mean"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                         "outcome": _outcome(row, c.supports_if), "note": c.note})
-    return pd.DataFrame(rows)
+def collapse_claims(regimes: Sequence[str], alpha: float = FAMILY_ALPHA) -> list[Claim]:
+    """C-collapse per regime: KD's student against the CE student (no guard:
+    the claim is about KD itself, so its baseline is the labels-only student).
+    Read before temperature scaling: the student's inherited overconfidence
+    is the effect the claim is about, and TS would remove it by construction."""
+    return [Claim("C-collapse", regime,
+                  "A CE teacher's targets collapse onto the label, so KD from it gives a student no better than "
+                  "the labels-only (CE) student: less accurate, with a higher test NLL.",
+                  "The KD student is more accurate than the CE student, or has a lower test NLL, beyond noise.",
+                  (Part("accuracy", (Comparison("kd", CE, "accuracy", "test", "lower"),)),
+                   Part("NLL", (Comparison("kd", CE, "nll", "test", "higher"),))), alpha)
+            for regime in regimes]
 
 
-def verdict(outcomes: pd.Series) -> str:
-    """A claim's verdict from its comparisons' outcomes (see the module docstring)."""
-    tested = outcomes[outcomes != "not tested"]
-    if tested.empty:
-        return "not tested"
-    supports, contradicts = (tested == "supports").any(), (tested == "contradicts").any()
-    if supports and contradicts:
-        return "mixed"
-    if supports:
-        return "supported"
-    if contradicts:
-        return "not supported"
-    return "not supported (within noise)"
+#: The calibrated-target students of C-shift, one part each.
+SHIFT_MODELS = ("kd_ts", "cudp", "cud")
 
 
-def default_comparisons(regimes: list[str]) -> list[Comparison]:
-    """The comparisons chapter 05 uses for C-collapse, C-shift and C-cud, per regime."""
-    out: list[Comparison] = []
+def shift_claims(regimes: Sequence[str], alpha: float = FAMILY_ALPHA, after_ts: bool = True) -> list[Claim]:
+    """C-shift per regime: one part per calibrated-target student, its ECE
+    under corruption (and on held-out fonts where the batch has them) against KD."""
+    out = []
     for regime in regimes:
-        # C-collapse: if the CE teacher's targets carried little beyond the label, KD would not beat CE
-        for metric, better in (("accuracy", "lower"), ("nll", "higher")):
-            out.append(Comparison("C-collapse", regime, "kd", "ce", metric, "test", better,
-                                  "KD from the CE teacher vs labels alone"))
-        # C-shift: calibrated targets should give students better calibrated under shift
-        for model in ("kd_ts", "cudp", "cud"):
-            out.append(Comparison("C-shift", regime, model, "kd", "ece", SHIFT_MEAN, "lower",
-                                  "calibrated target vs KD, mean ECE over corruptions"))
-            # only where the runs hold a natural shift (glyphs: held-out fonts); absent rows are skipped
-            out.append(Comparison("C-shift", regime, model, "kd", "ece", NATURAL_SHIFT, "lower",
-                                  "calibrated target vs KD, ECE on held-out fonts (natural shift)"))
-        # C-cud: full CUD vs KD on accuracy, shift, ambiguity
-        for metric, where, better in (("accuracy", "test", "higher"), ("ece", "test", "lower"),
-                                      ("ece", SHIFT_MEAN, "lower"), ("soft_nll", "mixture_0.5", "lower"),
-                                      ("nll", "hard_slice", "lower")):
-            out.append(Comparison("C-cud", regime, "cud", "kd", metric, where, better, "full CUD vs KD"))
+        parts = tuple(Part(model, _twin(model, "ece", SHIFT_MEAN, "lower", after_ts,
+                                        note="mean ECE over corruptions, severities 1-5")
+                           + _twin(model, "ece", NATURAL_SHIFT, "lower", after_ts, required=False,
+                                   note="ECE on held-out fonts (natural shift)"))
+                      for model in SHIFT_MODELS)
+        out.append(Claim("C-shift", regime,
+                         "Students of a calibrated target (KD-TS, CUD-P and full CUD, each a part) are better "
+                         "calibrated under shift than KD's student, and no worse than the CE student.",
+                         "A calibrated-target student whose ECE under shift is higher than KD's beyond noise.",
+                         parts, alpha))
     return out
+
+
+def cud_claims(regimes: Sequence[str], alpha: float = FAMILY_ALPHA, after_ts: bool = True) -> list[Claim]:
+    """C-cud per regime: full CUD against KD on accuracy, calibration, shift
+    calibration and ambiguity, each with its guard against the CE student."""
+    parts = (("accuracy", (("accuracy", "test", "higher"),)),
+             ("calibration", (("ece", "test", "lower"),)),
+             ("shift calibration", (("ece", SHIFT_MEAN, "lower"),)),
+             ("ambiguity", (("soft_nll", "mixture_0.5", "lower"), ("nll", "hard_slice", "lower"))))
+    return [Claim("C-cud", regime,
+                  "Full CUD gives a student more accurate, better calibrated in distribution and under shift, "
+                  "and better on ambiguous inputs than KD's student, and no worse than the CE student.",
+                  "The CUD student is less accurate, worse calibrated, or worse on ambiguous inputs than KD's "
+                  "student beyond noise.",
+                  tuple(Part(name, tuple(c for metric, where, better in spec
+                                         for c in _twin("cud", metric, where, better, after_ts)))
+                        for name, spec in parts), alpha)
+            for regime in regimes]
+
+
+def study_claims(regimes: Sequence[str], alpha: float = FAMILY_ALPHA, after_ts: bool = True) -> list[Claim]:
+    """C-collapse, C-shift and C-cud in each regime of a batch of chapter 04.
+    ``after_ts``: C-shift and C-cud compare calibration metrics after each
+    student's own temperature scaling where the batch has those rows (brief
+    section 7: an advantage that TS gives for free is no gain)."""
+    return [*collapse_claims(regimes, alpha), *shift_claims(regimes, alpha, after_ts),
+            *cud_claims(regimes, alpha, after_ts)]
 
 
 #: The class groups of a long-tailed training set, as the ``where`` of chapter 04's tables.
 LONG_TAIL_GROUPS = ("many", "medium", "few")
+#: The students tested on the long tail: full CUD (the claim), then, each as a
+#: claim of its own, the pieces and the calibrated-target baseline.
+LONG_TAIL_MODELS = ("cud", "cudp", "cudp_xfit", "kd_ts")
 
 
 def group_where(group: str) -> str:
@@ -166,15 +434,32 @@ def group_where(group: str) -> str:
     return f"test, {group}-shot classes"
 
 
-def long_tail_comparisons(regime: str = "long_tail") -> list[Comparison]:
-    """C-cud on long-tail inputs: calibrated or uncertainty-shaped targets vs
-    KD on the test examples of the *few-shot* classes (the rare ones in the
-    teacher's and student's training set)."""
-    out: list[Comparison] = []
-    for model in ("cud", "cudp", "cudp_xfit", "kd_ts"):
-        for metric, better in (("accuracy", "higher"), ("ece", "lower"), ("nll", "lower")):
-            out.append(Comparison("C-cud (long tail)", regime, model, "kd", metric, group_where("few"), better,
-                                  "few-shot classes of a 100:1 long-tailed training set"))
+def long_tail_claims(regime: str = "long_tail", models: Sequence[str] = LONG_TAIL_MODELS,
+                     alpha: float = FAMILY_ALPHA, after_ts: bool = True) -> list[Claim]:
+    """C-cud on long-tail inputs, one claim per model ("C-cud (long tail)" for
+    full CUD, "C-cud (long tail, <model>)" otherwise): more accurate and better
+    calibrated (ECE, NLL) on the few-shot classes than KD (primary, with CE
+    guards), and not worse beyond noise than KD or the CE student on the
+    many- and medium-shot classes or the whole test set (guards only)."""
+    metrics = (("accuracy", "higher"), ("ece", "lower"), ("nll", "lower"))
+    few = group_where("few")
+    out = []
+    for model in models:
+        name = "C-cud (long tail)" if model == "cud" else f"C-cud (long tail, {model})"
+        parts = [Part("few-shot accuracy", _twin(model, "accuracy", few, "higher", after_ts)),
+                 Part("few-shot calibration", _twin(model, "ece", few, "lower", after_ts)
+                      + _twin(model, "nll", few, "lower", after_ts))]
+        for part, where in (("many-shot classes", group_where("many")), ("medium-shot classes", group_where("medium")),
+                            ("whole test set", "test")):
+            parts.append(Part(part, tuple(Comparison(model, baseline, metric, where, better, "guard",
+                                                     after_ts and metric in TS_METRICS)
+                                          for metric, better in metrics for baseline in (KD, CE))))
+        out.append(Claim(name, regime,
+                         f"On a long-tailed training set, {model}'s student is more accurate and better calibrated "
+                         "on the few-shot classes than KD's, and no worse than KD's or the CE student on the "
+                         "many- and medium-shot classes or on the whole test set.",
+                         f"{model}'s student is less accurate or worse calibrated than KD's on the few-shot "
+                         "classes beyond noise.", tuple(parts), alpha))
     return out
 
 
@@ -209,20 +494,39 @@ def _run_dataset(folder: Path) -> str:
     return record["parameters"].get("dataset", "fashion_mnist")
 
 
-#: C-cardinality's contrasts, per regime: (model, baseline, metric, which
-#: sign of "effect on the high-cardinality dataset minus effect on the low one"
-#: supports the claim). If overconfident targets hurt most with many classes,
-#: KD gains less over labels alone there (KD - CE NLL is higher), and
+#: C-cardinality's contrasts, per regime: (part, model, baseline, metric,
+#: which sign of "effect on the high-cardinality dataset minus effect on the
+#: low one" supports the claim). If overconfident targets hurt most with many
+#: classes, KD gains less over labels alone there (KD - CE NLL is higher), and
 #: calibrating or reshaping the target helps more there (ECE and NLL fall
 #: further, accuracy rises further).
-CARDINALITY_CONTRASTS: tuple[tuple[str, str, str, str], ...] = (
-    ("kd", "ce", "nll", "higher"),
-    ("kd_ts", "kd", "ece", "lower"),
-    ("kd_ts", "kd", "nll", "lower"),
-    ("cudp", "kd", "ece", "lower"),
-    ("cud", "kd", "ece", "lower"),
-    ("cud", "kd", "accuracy", "higher"),
+CARDINALITY_CONTRASTS: tuple[tuple[str, str, str, str, str], ...] = (
+    ("KD's cost", "kd", "ce", "nll", "higher"),
+    ("calibrated target", "kd_ts", "kd", "ece", "lower"),
+    ("calibrated target", "kd_ts", "kd", "nll", "lower"),
+    ("calibrated target", "cudp", "kd", "ece", "lower"),
+    ("CUD", "cud", "kd", "ece", "lower"),
+    ("CUD", "cud", "kd", "accuracy", "higher"),
 )
+
+
+def cardinality_claims(regimes: Sequence[str], alpha: float = FAMILY_ALPHA) -> list[Claim]:
+    """C-cardinality per regime: each of ``CARDINALITY_CONTRASTS`` is a primary
+    comparison of per-seed effects across two datasets (Welch) on the plain
+    test rows, grouped in three parts; no guard (each effect is already a
+    difference between two students)."""
+    out = []
+    for regime in regimes:
+        grouped: dict[str, list[Comparison]] = {}
+        for part, model, baseline, metric, better in CARDINALITY_CONTRASTS:
+            grouped.setdefault(part, []).append(
+                Comparison(model, baseline, metric, "test", better))
+        out.append(Claim("C-cardinality", regime,
+                         "Overconfident targets cost more, and calibrating or reshaping them gains more, with many "
+                         "classes (>= 100) than with few: each effect is larger on the high-cardinality dataset.",
+                         "An effect that is smaller on the high-cardinality dataset than on the low one beyond "
+                         "noise.", tuple(Part(name, tuple(cs)) for name, cs in grouped.items()), alpha, guarded=False))
+    return out
 
 
 def seed_effects(table: pd.DataFrame, model: str, baseline: str, metric: str, regime: str,
@@ -236,26 +540,39 @@ def seed_effects(table: pd.DataFrame, model: str, baseline: str, metric: str, re
     return (wide[model] - wide[baseline]).dropna()
 
 
-def cardinality_evidence(low: pd.DataFrame, high: pd.DataFrame, low_name: str, high_name: str) -> pd.DataFrame:
-    """One row per regime and contrast: the per-seed effect on each dataset,
-    and Welch's interval of (high - low), with its outcome for C-cardinality.
-    Effects are absolute (accuracy points, ECE, nats), the same units on both
-    datasets."""
+def _welch(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float]:
+    """(mean(a) - mean(b), standard error, Welch's degrees of freedom); NaN with < 2 values in either."""
+    diff = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return diff, float("nan"), float("nan")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    dof = float("inf") if se == 0 else float((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1)))
+    return diff, se, dof
 
-    rows = []
-    for regime in sorted(set(low["regime"]) & set(high["regime"])):
-        for model, baseline, metric, better in CARDINALITY_CONTRASTS:
-            a = seed_effects(high, model, baseline, metric, regime)
-            b = seed_effects(low, model, baseline, metric, regime)
-            if a.empty or b.empty:
-                continue
-            diff, lo, hi, _ = welch_interval(a.to_numpy(), b.to_numpy())
-            interval = pd.Series({"n": min(len(a), len(b)), "ci_low": lo, "ci_high": hi})
-            rows.append({"claim": "C-cardinality", "regime": regime, "comparison": f"{model} - {baseline}",
-                         "metric": metric, f"effect ({high_name})": float(a.mean()),
-                         f"effect ({low_name})": float(b.mean()), "difference": diff, "ci_low": lo, "ci_high": hi,
-                         "supports if": better, "outcome": _outcome(interval, better)})
-    return pd.DataFrame(rows)
+
+def cardinality_evidence(low: pd.DataFrame, high: pd.DataFrame, low_name: str, high_name: str,
+                         alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+    """One row per regime and contrast: the per-seed effect on each dataset,
+    and Welch's test of (high - low), Holm-adjusted within each regime's
+    claim (``EVIDENCE_COLUMNS`` plus the two effects). Effects are absolute
+    (accuracy points, ECE, nats), the same units on both datasets."""
+    regimes = sorted(set(low["regime"]) & set(high["regime"]))
+    rows: list[dict] = []
+    for claim in cardinality_claims(regimes, alpha):
+        family = []
+        for part in claim.parts:
+            for c in part.comparisons:
+                a, b = (seed_effects(t, c.model, c.baseline, c.metric, claim.regime, c.where) for t in (high, low))
+                if a.empty or b.empty:
+                    continue
+                diff, se, dof = _welch(a.to_numpy(dtype=float), b.to_numpy(dtype=float))
+                row = _row(claim, part, c, c.where, min(len(a), len(b)), diff, se, dof)
+                row[f"effect ({high_name})"], row[f"effect ({low_name})"] = float(a.mean()), float(b.mean())
+                family.append(row)
+        rows.extend(_decide(family, claim.alpha))
+    columns = EVIDENCE_COLUMNS[:8] + [f"effect ({high_name})", f"effect ({low_name})"] + EVIDENCE_COLUMNS[8:]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _dataset_tables(roots: Sequence[Path]) -> dict[str, pd.DataFrame]:
@@ -273,27 +590,32 @@ def _dataset_tables(roots: Sequence[Path]) -> dict[str, pd.DataFrame]:
     return {d: batch_table(pd.concat(parts, ignore_index=True)) for d, parts in tables.items()}
 
 
-def cardinality_verdict(roots: Path | Sequence[Path]) -> dict[str, str]:
-    """C-cardinality needs the same comparison on a low- and a high-cardinality
-    dataset (>= 100 classes), from one batch or several (e.g. the main batch
-    and ``CARDINALITY_BATCH``; a batch without finished runs adds nothing);
-    says what the batches hold."""
+def cardinality_verdict(roots: Path | Sequence[Path], alpha: float = FAMILY_ALPHA) -> pd.DataFrame:
+    """C-cardinality's verdicts (``VERDICT_COLUMNS``, one row per regime, or
+    one row "all" saying why it is not tested). It needs the same comparison
+    on a low- and a high-cardinality dataset (>= 100 classes), from one batch
+    or several (e.g. the main batch and ``CARDINALITY_BATCH``; a batch without
+    finished runs adds nothing)."""
     roots = [Path(roots)] if isinstance(roots, (str, Path)) else [Path(r) for r in roots]
     found = [batch_datasets(root) for root in roots]
     datasets = set().union(*found)
     where = "the batch" if sum(bool(d) for d in found) <= 1 else "the batches"
     high = sorted(d for d in datasets if dataset_info(d).num_classes >= 100)
     low = sorted(d for d in datasets if dataset_info(d).num_classes < 100)
+
+    def untested(reason: str) -> pd.DataFrame:
+        return pd.DataFrame([{"claim": "C-cardinality", "regime": "all", "verdict": "not tested", "detail": reason}],
+                            columns=VERDICT_COLUMNS)
+
     if not high:
-        reason = f"not tested: no dataset with >= 100 classes in {where} ({', '.join(sorted(datasets))})"
-    elif not low:
-        reason = f"not tested: no dataset with < 100 classes next to {', '.join(high)} in {where}"
-    else:
-        tables = _dataset_tables(roots)
-        evidence = (cardinality_evidence(tables[low[0]], tables[high[0]], low[0], high[0])
-                    if low[0] in tables and high[0] in tables else pd.DataFrame())
-        if evidence.empty:
-            reason = f"not tested: no contrast of chapter 04 is in the runs of both {high[0]} and {low[0]}"
-        else:
-            reason = f"{verdict(evidence['outcome'])} ({high[0]} vs {low[0]}, {len(evidence)} contrasts)"
-    return {"claim": "C-cardinality", "regime": "all", "verdict": reason}
+        return untested(f"no dataset with >= 100 classes in {where} ({', '.join(sorted(datasets))})")
+    if not low:
+        return untested(f"no dataset with < 100 classes next to {', '.join(high)} in {where}")
+    tables = _dataset_tables(roots)
+    evidence = (cardinality_evidence(tables[low[0]], tables[high[0]], low[0], high[0], alpha)
+                if low[0] in tables and high[0] in tables else pd.DataFrame())
+    if evidence.empty:
+        return untested(f"no contrast of chapter 04 is in the runs of both {high[0]} and {low[0]}")
+    out = verdicts(cardinality_claims(sorted(set(evidence["regime"])), alpha), evidence)
+    out["detail"] = [f"{d}; {high[0]} vs {low[0]}" if d else f"{high[0]} vs {low[0]}" for d in out["detail"]]
+    return out
