@@ -57,6 +57,8 @@ if importlib.util.find_spec("calibkd") is None:
     importlib.invalidate_caches()
 
 # %%
+from pathlib import Path
+
 import pandas as pd
 from IPython.display import display
 
@@ -77,6 +79,7 @@ from calibkd.study.report import (
     teacher_table,
     tidy,
 )
+from calibkd.study.tuning import TUNING_TABLE, choices_from_table, read_tuning, train_tuned, tune
 from calibkd.training.stage import sweep_baseline, sweep_methods
 
 plots.set_style()
@@ -94,6 +97,7 @@ central_methods = ["ce", "kd", "kd_ts", "kd_ce_finetune", "dus_kd", "wclip", "cu
 dus_teacher = "dus_soft"  # which DUS teacher of chapter 03 CUD uses
 cudp_map = "temperature"  # the held-out calibration map that gives CUD-P its c(x)
 sweep = {"temperature": [2.0, 8.0], "eta": [1.0], "m": [0.4], "lambda_h": [0.3]}  # {} skips it
+tuning = ""  # "": the config's settings; "run": tune here on validation; else a tuning batch under papermill_runs/
 shift_test_size = 2000  # test images for the corruption suite; None: the whole test split
 num_threads = 2
 device = "auto"
@@ -194,6 +198,36 @@ check_scores = pd.concat([tidy(checks.loc[[r]].drop(columns=["student views", "c
                          ignore_index=True)
 
 # %% [markdown]
+# ## Tuned baselines, equal budget
+#
+# Brief section 7: baselines are tuned like the method. With `tuning =
+# "run"`, every regime's KD (temperature and weight), DKD (beta, alpha), DUS
+# teacher (lambda_H, gate) and CUD (m, eta) are each tried in the same
+# number of configurations (`calibkd.config.tuning`), scored by the
+# student's NLL on the **validation** split, never test; KD's chosen T and
+# weight apply to every student that distills at a temperature, and each
+# method's own choice to its students. With a batch name, the choices are
+# read from that tuning batch's runs; with `""`, the config's settings are
+# used as they are.
+
+# %%
+from calibkd.paths import PROJECT_ROOT  # noqa: E402
+
+tuning_trials, choices = [], {}
+for regime in regimes:
+    if tuning == "run":
+        trials, choices[regime] = tune(stages[regime])
+        tuning_trials.append(trials.assign(regime=regime, dataset=dataset, profile=profile))
+    elif tuning:
+        folder = Path(tuning) if Path(tuning).is_absolute() else PROJECT_ROOT / "papermill_runs" / tuning
+        choices[regime] = choices_from_table(read_tuning(folder, dataset, profile, regime))
+    else:
+        choices[regime] = {}
+    print(f"{regime}: {choices[regime] or 'the config settings (not tuned)'}")
+if tuning_trials:
+    ctx.outputs.table(pd.concat(tuning_trials, ignore_index=True).assign(notebook=ctx.notebook), TUNING_TABLE)
+
+# %% [markdown]
 # ## The main regime
 #
 # First, where the teachers sit: each teacher's test accuracy, test ECE and
@@ -203,7 +237,7 @@ check_scores = pd.concat([tidy(checks.loc[[r]].drop(columns=["student views", "c
 # %%
 main_regime = regimes[0]
 stage = stages[main_regime]
-results = {name: stage.student(name) for name in student_methods}
+results = {name: train_tuned(stage, name, choices[main_regime]) for name in student_methods}
 display(teacher_table(stage).round(4))
 
 # %% [markdown]
@@ -347,7 +381,7 @@ regime_results = {main_regime: results}
 student_temperatures = {main_regime: own_temperatures(scores)}
 for regime in regimes[1:]:
     other = stages[regime]
-    other_results = {name: other.student(name) for name in central_methods}
+    other_results = {name: train_tuned(other, name, choices[regime]) for name in central_methods}
     regime_results[regime] = other_results
     display(teacher_table(other).round(4))
     s = score_students(other_results, ctx.data).assign(regime=regime)
@@ -407,6 +441,18 @@ for regime, regime_stage in stages.items():
     ctx.outputs.figure(plots.class_group_panels(students_only, regime), f"04_long_tail_{regime}")
 if not long_tail_tables:
     print("no regime of this run is long-tailed (add 'long_tail' to regimes)")
+
+# %% [markdown]
+# ## The tuning trials, on validation
+#
+# Every configuration the tuning tried (when this run tuned), with its
+# student's validation scores; the chosen one per method is marked.
+
+# %%
+if tuning_trials:
+    display(pd.concat(tuning_trials, ignore_index=True).round(4))
+else:
+    print("this run did not tune (tuning = '' or read from a batch): see that batch's tuning_04.csv")
 
 # %% [markdown]
 # ## Sensitivity of full CUD, on validation

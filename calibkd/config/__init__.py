@@ -46,6 +46,13 @@ from calibkd.config.design import (  # noqa: F401
     get_profile,
     teacher_variant,
 )
+from calibkd.config.tuning import (  # noqa: F401
+    TUNING_GRIDS,
+    TUNING_METRIC,
+    TUNING_ORDER,
+    TuningGrid,
+    check_tuning,
+)
 from calibkd.config.parameters import (  # noqa: F401
     NOTEBOOK_PARAMETERS,
     PARAMETER_RULES,

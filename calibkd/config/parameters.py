@@ -89,6 +89,9 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
     "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
+    "tuning": ParameterRule(str, help="'' uses the config's settings; 'run' tunes KD, DKD, DUS and CUD here on "
+                                      "validation (equal budget, calibkd.config.tuning); else a tuning batch "
+                                      "folder under papermill_runs/ (or a path) whose choices are used"),
     "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
     "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch folder, or '' to skip it"),
     "reference": ParameterRule(str, choices=STUDENT_METHODS, help="the model paired differences are taken against"),
@@ -122,7 +125,8 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
     ),
     "04_student_distillation": (
         "profile", "dataset", "data_root", "seed", "regimes", "student_methods", "central_methods",
-        "dus_teacher", "cudp_map", "sweep", "shift_test_size", "num_threads", "device", "output_dir", "train_missing",
+        "dus_teacher", "cudp_map", "sweep", "tuning", "shift_test_size", "num_threads", "device", "output_dir",
+        "train_missing",
     ),
     "05_results": ("batch", "reference", "long_tail_batch", "output_dir"),
 }

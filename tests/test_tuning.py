@@ -1,0 +1,56 @@
+"""Equal-budget tuning on validation: the grids, how choices apply, and one tiny run."""
+
+from __future__ import annotations
+
+import pytest
+
+from calibkd.config import STUDENT_METHODS, TUNING_GRIDS, TuningGrid, check_tuning
+from calibkd.errors import ConfigError
+from calibkd.study.tuning import choices_from_table, tune, tuned_student
+from tests.test_student_stage import make_stage
+
+
+def test_every_method_gets_the_same_budget_and_kd_tries_the_temperatures_the_issue_names():
+    check_tuning()
+    sizes = {name: len(grid.configurations()) for name, grid in TUNING_GRIDS.items()}
+    assert len(set(sizes.values())) == 1, sizes
+    assert {1.0, 2.0, 4.0, 8.0} <= set(dict(TUNING_GRIDS["kd"].values)["temperature"])
+    unequal = dict(TUNING_GRIDS) | {"kd": TuningGrid("kd", (("temperature", (2.0, 4.0)),), ("kd",))}
+    with pytest.raises(ConfigError, match="same number of configurations"):
+        check_tuning(unequal)
+    with pytest.raises(ConfigError, match="name each grid once"):
+        check_tuning(TUNING_GRIDS, ("kd", "dkd", "dus"))
+    for grid in TUNING_GRIDS.values():
+        assert grid.student in STUDENT_METHODS and set(grid.applies_to) <= set(STUDENT_METHODS)
+
+
+def test_choices_apply_to_the_students_they_name_only():
+    chosen = {"kd": {"temperature": 2.0, "alpha": 0.5}, "dkd": {"dkd_beta": 2.0, "dkd_alpha": 0.5},
+              "dus": {"lambda_h": 0.3, "gate": "hard"}, "cud": {"m": 0.4, "eta": 1.0}}
+    kd, overrides, dus = tuned_student("kd", chosen)
+    assert (kd.distill.temperature, kd.distill.alpha, overrides, dus) == (2.0, 0.5, None, None)
+    cud, overrides, dus = tuned_student("cud", chosen)
+    assert (cud.distill.temperature, cud.distill.m, cud.distill.eta) == (2.0, 0.4, 1.0)
+    assert overrides == {"lambda_h": 0.3} and dus == "dus_hard"
+    wclip, overrides, dus = tuned_student("wclip", chosen)  # CE teacher: W-Clip's settings, no DUS choice
+    assert (wclip.distill.m, overrides, dus) == (0.4, None, None)
+    dkd, _, _ = tuned_student("dkd", chosen)
+    assert (dkd.distill.dkd_beta, dkd.distill.temperature) == (2.0, 2.0)
+    ce, _, _ = tuned_student("ce", chosen)
+    assert ce == STUDENT_METHODS["ce"]
+    assert tuned_student("kd", {}) == (STUDENT_METHODS["kd"], None, None)
+
+
+def test_a_tiny_tuning_run_picks_the_lowest_validation_nll_and_the_table_gives_it_back(tiny_splits):
+    grids = {"kd": TuningGrid("kd", (("temperature", (2.0, 4.0)),), TUNING_GRIDS["kd"].applies_to),
+             "dkd": TuningGrid("dkd", (("dkd_beta", (4.0, 8.0)),), ("dkd",)),
+             "dus": TuningGrid("dus_kd", (("lambda_h", (0.1, 0.3)),), TUNING_GRIDS["dus"].applies_to),
+             "cud": TuningGrid("cud", (("m", (0.4, 0.7)),), TUNING_GRIDS["cud"].applies_to)}
+    stage, asked = make_stage(tiny_splits)
+    table, chosen = tune(stage, grids)
+    assert len(table) == 8 and table.groupby("grid").chosen.sum().eq(1).all()
+    for family, rows in table.groupby("grid"):
+        best = rows.loc[rows.nll.idxmin()]
+        assert best.chosen and chosen[family] == {k: float(best[k]) for k in chosen[family]}
+    assert ("dus_soft", {"lambda_h": 0.3}) in asked  # a new DUS teacher per lambda_H
+    assert choices_from_table(table, grids) == chosen
