@@ -213,7 +213,7 @@ def show_claims(claim_list, evidence, verdict_table):
 
 main_claims = claims.study_claims(regimes, alpha, after_ts)
 evidence = claims.evaluate(table, main_claims)
-verdicts = claims.verdicts(main_claims, evidence)
+verdicts = claims.verdicts(main_claims, evidence, table)
 show_claims(main_claims, evidence, verdicts)
 cardinality = claims.cardinality_verdict([root, PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH], alpha)
 verdicts = pd.concat([verdicts, cardinality], ignore_index=True)
@@ -252,7 +252,7 @@ if long_tail_batch:
     outputs.figure(fig, "05_long_tail")
     tail_claims = claims.long_tail_claims(alpha=alpha, after_ts=after_ts)
     tail_evidence = claims.evaluate(tail_table, tail_claims)
-    long_tail_verdicts = claims.verdicts(tail_claims, tail_evidence)
+    long_tail_verdicts = claims.verdicts(tail_claims, tail_evidence, tail_table)
     show_claims(tail_claims, tail_evidence, long_tail_verdicts)
     outputs.table(tail_evidence, "claims_long_tail_evidence_05")
 verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
@@ -302,7 +302,7 @@ if finished_runs(glyph_root):
     display(glyph_evidence[["claim", "regime", "part", "role", "comparison", "metric", "where", "n", "difference",
                             "outcome"]].round(4))
     outputs.table(glyph_evidence, "claims_glyphs_evidence_05")
-    glyph_verdicts = claims.verdicts(glyph_claims, glyph_evidence)
+    glyph_verdicts = claims.verdicts(glyph_claims, glyph_evidence, glyph_table)
     glyph_verdicts["claim"] = glyph_verdicts["claim"] + " (glyphs)"
     cardinality_table = claims.cardinality_evidence(table, glyph_table, root.name, glyph_root.name, alpha)
     show_claims(claims.cardinality_claims(sorted(set(cardinality_table["regime"])), alpha), cardinality_table,

@@ -415,3 +415,36 @@ def test_cardinality_compares_per_seed_effects_across_datasets_with_holm():
     verdict, detail = claims.claim_verdict(claim_, evidence.reset_index())
     assert verdict == "not supported" and "fails for CUD (within noise)" in detail
     assert "not tested for KD's cost" in detail
+
+
+def test_an_overconfident_regime_counts_only_where_every_run_passes_its_regime_check():
+    """A claim about overconfident teachers is "not tested" when the runs carry
+    no regime check (made before it existed) or when any run's teacher was
+    not overconfident on the students' views (brief section 3b)."""
+    differences = {("ce", "test", "accuracy"): [0.05, 0.06, 0.055], ("ce", "test", "nll"): [-0.1, -0.12, -0.11]}
+    raw = fake_runs(differences, regime="overconfident")
+    collapse = claims.collapse_claims(["overconfident"])
+    table = claims.batch_table(raw)
+    evidence = claims.evaluate(table, collapse)
+    unchecked = claims.verdicts(collapse, evidence, table).iloc[0]
+    assert unchecked["verdict"] == "not tested" and "no regime check" in unchecked["detail"]
+    assert claims.verdicts(collapse, evidence).iloc[0]["verdict"] == "supported"  # without the table: no gate
+
+    def checked(values):
+        rows = [{"run_id": f"r{s}", "seed": s, "notebook": "04_student_distillation", "regime": "overconfident",
+                 "split": "regime check", "model": "teacher", "metric": "overconfident", "value": v}
+                for s, v in enumerate(values)]
+        return claims.batch_table(pd.concat([raw, pd.DataFrame(rows)], ignore_index=True))
+
+    passed = checked([1.0, 1.0, 1.0])
+    assert claims.verdicts(collapse, claims.evaluate(passed, collapse), passed).iloc[0]["verdict"] == \
+        claims.verdicts(collapse, evidence).iloc[0]["verdict"]
+    failed = checked([1.0, 0.0, 1.0])
+    row = claims.verdicts(collapse, claims.evaluate(failed, collapse), failed).iloc[0]
+    assert row["verdict"] == "not tested" and "1 of 3 runs" in row["detail"]
+    # other regimes need no check
+    default = claims.batch_table(fake_runs(differences))
+    default_claims = claims.collapse_claims(["default"])
+    assert claims.regime_check_status(default, "default") == (True, "")
+    assert claims.verdicts(default_claims, claims.evaluate(default, default_claims), default).iloc[0]["verdict"] != \
+        "not tested"

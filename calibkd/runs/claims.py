@@ -285,10 +285,46 @@ def claim_verdict(claim: Claim, evidence: pd.DataFrame) -> tuple[str, str]:
 VERDICT_COLUMNS = ["claim", "regime", "verdict", "detail"]
 
 
-def verdicts(claims: Sequence[Claim], evidence: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: claim, regime, verdict (one of ``VERDICTS``) and its detail."""
-    rows = [{"claim": c.name, "regime": c.regime, **dict(zip(("verdict", "detail"), claim_verdict(c, evidence)))}
-            for c in claims]
+#: Regimes whose claims only count when every run's regime check (chapter 04,
+#: ``calibkd.evaluation.regime``) gave that class: a claim about
+#: overconfident teachers needs a teacher that is overconfident, and right,
+#: on the inputs its students distill from (brief section 3b).
+REGIME_REQUIREMENTS = {"overconfident": "overconfident"}
+#: Where chapter 04's tables carry the regime check.
+REGIME_CHECK = "regime check"
+
+
+def regime_check_status(table: pd.DataFrame, regime: str) -> tuple[bool, str]:
+    """(passes, why not) for ``regime`` in a batch table: every run must carry
+    a regime check, and every check must give the class the regime requires
+    (``REGIME_REQUIREMENTS``); other regimes pass."""
+    required = REGIME_REQUIREMENTS.get(regime)
+    if required is None:
+        return True, ""
+    rows = table[(table["where"] == REGIME_CHECK) & (table["regime"] == regime) & (table["metric"] == required)]
+    runs = table[table["regime"] == regime]["run_id"].nunique() if "run_id" in table.columns else 0
+    if rows.empty:
+        return False, f"the runs carry no regime check (made before it existed): not evidence about {required} teachers"
+    failed = int((rows["value"] < 1).sum())
+    if failed or ("run_id" in rows.columns and rows["run_id"].nunique() < runs):
+        return False, (f"the regime check did not find the teacher {required} on the students' views in "
+                       f"{failed or runs - rows['run_id'].nunique()} of {runs} runs")
+    return True, ""
+
+
+def verdicts(claims: Sequence[Claim], evidence: pd.DataFrame, table: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim: claim, regime, verdict (one of ``VERDICTS``) and its
+    detail. With the batch ``table``, a claim in a regime of
+    ``REGIME_REQUIREMENTS`` whose regime check fails (or is missing) is
+    "not tested", whatever its comparisons say."""
+    rows = []
+    for c in claims:
+        verdict, detail = claim_verdict(c, evidence)
+        if table is not None:
+            passes, why = regime_check_status(table, c.regime)
+            if not passes:
+                verdict, detail = "not tested", f"{why} (the comparisons alone: {verdict_text(verdict, detail)})"
+        rows.append({"claim": c.name, "regime": c.regime, "verdict": verdict, "detail": detail})
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
