@@ -4,7 +4,7 @@ state; aggregate its results.
     python -m calibkd.runs run papermill_runs/<batch>            # embedded LocalCluster
     python -m calibkd.runs run <batch> --workers 2               # ... of 2 workers
     python -m calibkd.runs run <batch> --scheduler tcp://host:8786   # an existing cluster
-    python -m calibkd.runs run <batch> --retry                   # rerun failed runs too
+    python -m calibkd.runs run <batch> --retry                   # rerun runs failed by their own error too
     python -m calibkd.runs status <batch>
     python -m calibkd.runs aggregate <batch> [--reference kd] [--allow-mixed-code] [--allow-dirty]
 
@@ -14,7 +14,10 @@ run is one Dask task (``calibkd.runs.task.execute_run``) that runs papermill in
 a process of its own; runs with ``device: cuda`` ask for the worker resource
 ``GPU`` (start GPU workers with ``--resources GPU=1``), so one GPU gets one run
 at a time. Workers must see the batch folder and the model cache at the same
-paths as the runner (one machine, or a shared file system).
+paths as the runner (one machine, or a shared file system). The embedded
+cluster listens on 127.0.0.1 only and keeps its workers' scratch space in the
+batch folder (``calibkd.runs.store.dask_scratch``); docs/batches.md shows how
+to start an external one on loopback, or across machines with TLS.
 """
 
 from __future__ import annotations
@@ -71,15 +74,22 @@ class BatchReport:
         done = sum(s == "finished" for s in states.values())
         failed = [o for o in self.outcomes if o["status"] == "failed"]
         failed += [o for o in self.outcomes if o["status"] == "skipped" and o.get("state") == "failed"]
+        root = self.batch.root
         already = sum(o.get("state") == "finished" for o in self.outcomes)
         lines = [(f"batch {self.batch.name}: {done}/{len(states)} runs finished ({self.count('finished')} now, "
                   f"{already} already), {len(failed)} failed, {self.count('busy')} held by another runner")]
         for o in failed:
-            note = " (from an earlier run; --retry reruns it)" if o["status"] == "skipped" else ""
-            error = o.get("error") or run_store.read_json(
-                run_store.run_dir(self.batch.root, o["run_id"]) / run_store.FAILED).get("error", "")
+            cause = o.get("cause") or run_store.failure_cause(root, o["run_id"])
+            if o["status"] == "skipped":
+                note = " (from an earlier run; --retry reruns it)"
+            elif cause == run_store.CAUSE_LOST_WORKER:
+                note = " (its Dask worker was lost; a plain rerun retries it)"
+            else:
+                note = ""
+            error = o.get("error") or run_store.read_json(run_store.run_dir(root, o["run_id"]) / run_store.FAILED
+                                                          ).get("error", "")
             lines.append(f"  failed {o['run_id']}{note}: {error}\n"
-                         f"    see {run_store.run_dir(self.batch.root, o['run_id']) / run_store.ERROR}")
+                         f"    see {run_store.run_dir(root, o['run_id']) / run_store.ERROR}")
         if done:
             lines.append(f"aggregate with: python -m calibkd.runs aggregate {self.batch.root}")
         return "\n".join(lines)
@@ -105,11 +115,17 @@ def local_workers(runs: Sequence[RunSpec], requested: int | None = None) -> tupl
     return max(1, min(cores // threads, len(runs))), 0
 
 
+#: Where the embedded cluster listens: loopback only (its scheduler runs any code sent to it).
+LOCAL_HOST = "127.0.0.1"
+
+
 @contextlib.contextmanager
 def dask_client(runs: Sequence[RunSpec], scheduler: str | None, workers: int | None,
-                connect_timeout: float) -> Iterator[tuple[Any, bool]]:
+                connect_timeout: float, scratch: Path | None = None) -> Iterator[tuple[Any, bool]]:
     """A Dask client: connected to ``scheduler``, or to an embedded
-    ``LocalCluster`` (processes, one thread each). Yields ``(client, pin_gpu)``."""
+    ``LocalCluster`` (processes, one thread each, listening on ``LOCAL_HOST``
+    only, no dashboard; its workers' scratch space in ``scratch`` when given).
+    Yields ``(client, pin_gpu)``."""
     from distributed import Client, LocalCluster
 
     if scheduler:
@@ -117,11 +133,20 @@ def dask_client(runs: Sequence[RunSpec], scheduler: str | None, workers: int | N
             raise BatchError("--workers sizes the embedded cluster; with --scheduler the cluster's own workers run")
         try:
             client = Client(scheduler, timeout=connect_timeout)
+        except TypeError as error:  # a tls:// address without TLS settings: distributed's message names no fix
+            if not scheduler.startswith("tls://"):
+                raise
+            raise BatchError(
+                f"could not connect to {scheduler!r}: {error}; a tls:// scheduler needs this side's certificates "
+                f"(DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, ..._CLIENT__KEY; docs/batches.md)"
+            ) from None
         except (OSError, TimeoutError, ValueError) as error:
             raise BatchError(
                 f"could not reach the Dask scheduler at {scheduler!r} within {connect_timeout:g}s "
-                f"({type(error).__name__}: {error}); start one with `dask scheduler` and workers with "
-                f"`dask worker {scheduler} --nthreads 1`, or run without --scheduler for a local cluster"
+                f"({type(error).__name__}: {error}); start one on this machine with `dask scheduler --host "
+                f"127.0.0.1 --dashboard-address 127.0.0.1:8787` and workers with `dask worker tcp://127.0.0.1:8786 "
+                f"--host 127.0.0.1 --nthreads 1 --dashboard-address 127.0.0.1:0` (across machines: TLS, "
+                f"docs/batches.md), or run without --scheduler for a local cluster"
             ) from None
         with client:
             if any(run.needs_gpu for run in runs):
@@ -135,9 +160,16 @@ def dask_client(runs: Sequence[RunSpec], scheduler: str | None, workers: int | N
 
     n, gpus = local_workers(runs, workers)
     # one run per worker thread: Dask's default (1.1) would queue a second run on a busy worker
-    with _quiet("distributed"), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                               silence_logs=logging.ERROR, resources={"GPU": 1} if gpus else None)
+    settings: dict[str, Any] = {"distributed.scheduler.worker-saturation": 1.0}
+    if scratch is not None:  # every Dask server of the cluster, the scheduler's too, keeps its files there
+        settings["temporary-directory"] = str(scratch)
+    with _quiet("distributed"), dask.config.set(settings):
+        # no dashboard; the scheduler's HTTP server (health, metrics) on a free loopback port, not 8787
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host=LOCAL_HOST,
+                               dashboard_address=None, scheduler_kwargs={"dashboard_address": f"{LOCAL_HOST}:0"},
+                               silence_logs=logging.ERROR,
+                               resources={"GPU": 1} if gpus else None,
+                               local_directory=str(scratch) if scratch is not None else None)
         with cluster, Client(cluster) as client:
             yield client, bool(gpus)
 
@@ -154,20 +186,37 @@ def _quiet(name: str, level: int = logging.ERROR) -> Iterator[None]:
         logger.setLevel(before)
 
 
-def _lost(batch: Batch, spec: RunSpec, error: BaseException) -> dict[str, Any]:
-    """A run whose task raised or whose worker died: recorded as failed (so
-    ``--retry`` reruns it) and reported; the other runs go on."""
+def lost_cause(error: BaseException) -> str:
+    """``lost_worker`` for the errors a task gets when its worker (or the
+    cluster) went away: Dask's ``KilledWorker`` once its retries are used up, a
+    cancelled future, a closed connection; ``error`` for an exception the task
+    raised itself."""
+    from concurrent.futures import CancelledError
+
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    lost = isinstance(error, (KilledWorker, CancelledError, CommClosedError))
+    return run_store.CAUSE_LOST_WORKER if lost else run_store.CAUSE_ERROR
+
+
+def _lost(batch: Batch, spec: RunSpec, error: BaseException, cause: str | None = None) -> dict[str, Any]:
+    """A run whose task raised or whose worker died: recorded as failed, with
+    its cause (a plain rerun retries a lost worker, ``--retry`` an error), and
+    reported; the other runs go on."""
+    cause = cause or lost_cause(error)
     message = f"the run's task did not return: {type(error).__name__}: {error}"
-    record_lost(str(batch.root), spec.to_dict(), message)
-    return {"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid, "status": "failed", "error": message}
+    record_lost(str(batch.root), spec.to_dict(), message, cause)
+    return {"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid, "status": "failed",
+            "cause": cause, "error": message}
 
 
 def _run_sequential(tasks: Sequence[RunSpec], batch: Batch, task_args: dict[str, Any]) -> Iterator[dict]:
     for spec in tasks:
         try:
             yield execute_run(spec=spec.to_dict(), **task_args)
-        except Exception as error:
-            yield _lost(batch, spec, error)
+        except Exception as error:  # in this process: the task's own error, never a lost worker
+            yield _lost(batch, spec, error, run_store.CAUSE_ERROR)
 
 
 def _run_dask(tasks: Sequence[RunSpec], client: Any, pin_gpu: bool, batch: Batch,
@@ -195,21 +244,22 @@ def run_batch(path: str | Path, retry: bool = False, scheduler: str | None = Non
     """Run every unfinished run of a batch; returns what happened to each.
 
     ``sequential`` runs them one after another in this process (still one
-    papermill process per run), without Dask.
+    papermill process per run), without Dask. Runs failed by their own error
+    are rerun only with ``retry``; runs failed by a lost worker always.
     """
     from tqdm import tqdm
 
     batch = load_batch(path, notebook_dir)
     check_folder(batch)
+    run_store.clear_scratch(batch.root)  # what killed runners' Dask workers left
     report = BatchReport(batch)
     todo = []
     for spec in batch.runs:
-        state = run_store.run_state(batch.root, spec.run_id)
-        if state == "finished" or (state == "failed" and not retry):
-            report.outcomes.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid,
-                                    "status": "skipped", "state": state})
-        else:
+        if run_store.due(batch.root, spec.run_id, retry):
             todo.append(spec)
+        else:
+            report.outcomes.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid,
+                                    "status": "skipped", "state": run_store.run_state(batch.root, spec.run_id)})
     if not todo:
         return report
     task_args = {"root": str(batch.root.resolve()), "notebook_dir": str(Path(notebook_dir).resolve()),
@@ -220,7 +270,8 @@ def run_batch(path: str | Path, retry: bool = False, scheduler: str | None = Non
                 raise BatchError("--sequential runs without Dask: drop --scheduler / --workers")
             outcomes = _run_sequential(todo, batch, task_args)
         else:
-            client, pin_gpu = stack.enter_context(dask_client(todo, scheduler, workers, connect_timeout))
+            scratch = None if scheduler else stack.enter_context(run_store.dask_scratch(batch.root))
+            client, pin_gpu = stack.enter_context(dask_client(todo, scheduler, workers, connect_timeout, scratch))
             outcomes = _run_dask(todo, client, pin_gpu, batch, task_args)
         write_record(batch)  # only now: nothing is written before the engine is up
         done = len(batch.runs) - len(todo)
@@ -234,7 +285,8 @@ def run_batch(path: str | Path, retry: bool = False, scheduler: str | None = Non
 
 
 def status_table(path: str | Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[dict[str, Any]]:
-    """One row per run of a batch: id, grid values, state, seconds or error."""
+    """One row per run of a batch: id, grid values, state, seconds or error,
+    and for a failed run its cause (``error`` or ``lost_worker``)."""
     batch = load_batch(path, notebook_dir)
     rows = []
     for spec in batch.runs:
@@ -243,9 +295,14 @@ def status_table(path: str | Path, notebook_dir: Path = NOTEBOOK_DIR) -> list[di
             state = "running"
         folder = run_store.run_dir(batch.root, spec.run_id)
         info = run_store.read_json(folder / (run_store.FAILED if state == "failed" else run_store.FINISHED))
+        cause = run_store.failure_cause(batch.root, spec.run_id) if state == "failed" else None
         rows.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid, "state": state,
-                     "seconds": info.get("seconds"), "error": info.get("error")})
+                     "cause": cause, "seconds": info.get("seconds"), "error": info.get("error")})
     return rows
+
+
+_CAUSE_NOTE = {run_store.CAUSE_ERROR: "--retry reruns it",
+               run_store.CAUSE_LOST_WORKER: "a plain rerun retries it"}
 
 
 def _print_status(path: str, notebook_dir: Path) -> int:
@@ -259,6 +316,8 @@ def _print_status(path: str, notebook_dir: Path) -> int:
     print(f"{note}batch {batch.name}: {len(rows)} runs in {batch.runs_dir}")
     for row in rows:
         extra = f"{row['seconds']:.0f}s" if row["seconds"] is not None else ""
+        if row["cause"]:
+            extra = f"{extra} [{row['cause']}: {_CAUSE_NOTE[row['cause']]}]".strip()
         if row["error"]:
             extra = f"{extra} {row['error']}".strip()
         grid = " ".join(f"{k}={v}" for k, v in row["grid"].items())
@@ -274,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run every unfinished run of a batch")
     run.add_argument("batch", help="batch folder (holding batch.yaml) or its name under papermill_runs/")
-    run.add_argument("--retry", action="store_true", help="rerun failed runs too")
+    run.add_argument("--retry", action="store_true", help="rerun runs that failed by their own error too "
+                     "(runs whose worker was lost are always rerun)")
     run.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://host:8786")
     run.add_argument("--workers", type=int, help="workers of the embedded LocalCluster (default: sized to the machine)")
     run.add_argument("--sequential", action="store_true", help="no Dask: one run after another in this process")

@@ -10,10 +10,24 @@ A run-id is executed only by the process that holds its lock
 ``runs/.locks/<run-id>.lock``: an exclusive ``flock`` that the operating
 system releases when the holder dies, however it dies, so there are no stale
 locks to detect. (POSIX only; on NFS, Linux maps ``flock`` to NFS locks.)
+
+What a run's processes write besides its results stays inside the batch
+folder, so a killed run leaves nothing elsewhere: the kernel's connection file
+(it holds the kernel's signing key) and temporary files go to ``.kernel/`` in
+the staging folder (deleted on publish, or with the staging folder by the next
+attempt), and the embedded Dask cluster's worker scratch space to
+``runs/.dask-scratch.<host>-<pid>-<rand>.partial/``, held by a lock while its
+runner lives and deleted when it ends or by the next runner (``clear_scratch``).
+
+A failed run's ``failed.json`` says why (``cause``): ``error`` (the notebook
+raised or its process exited non-zero) or ``lost_worker`` (the Dask worker
+died and the task never returned). A plain rerun retries lost-worker failures;
+``--retry`` reruns the others too (``due``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -23,7 +37,7 @@ import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Iterator, Literal
 
 from calibkd.runs.batches import RUNS_DIR
 
@@ -31,6 +45,12 @@ FINISHED = "run.json"
 FAILED = "failed.json"
 ERROR = "error.txt"
 LOCKS = ".locks"
+#: Inside a staging folder: the kernel's runtime folder and temporary files, never published.
+KERNEL_DIR = ".kernel"
+#: ``failed.json``'s ``cause``: the run's own error, or a Dask worker that died under it.
+CAUSE_ERROR = "error"
+CAUSE_LOST_WORKER = "lost_worker"
+SCRATCH_PREFIX = "dask-scratch."
 
 State = Literal["finished", "failed", "running", "pending"]
 
@@ -59,6 +79,24 @@ def read_json(path: Path) -> dict[str, Any]:
         return json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
+
+
+def failure_cause(root: Path, run_id: str) -> str:
+    """Why a failed run failed: ``failed.json``'s ``cause`` (``error`` for a
+    record written before causes were recorded)."""
+    cause = read_json(run_dir(root, run_id) / FAILED).get("cause")
+    return cause if cause in (CAUSE_ERROR, CAUSE_LOST_WORKER) else CAUSE_ERROR
+
+
+def due(root: Path, run_id: str, retry: bool = False) -> bool:
+    """Whether a run is to be executed: not finished, and not failed by its own
+    error unless ``retry`` (a run whose worker was lost is always retried)."""
+    state = run_state(root, run_id)
+    if state == "finished":
+        return False
+    if state == "failed":
+        return retry or failure_cause(root, run_id) == CAUSE_LOST_WORKER
+    return True
 
 
 class RunLock:
@@ -146,7 +184,9 @@ def _fsync_dir(path: Path) -> None:
 
 def publish(staging: Path, root: Path, run_id: str) -> Path:
     """Rename a complete staging folder to ``runs/<run-id>`` (replacing an
-    earlier failed attempt); call only while holding the run's lock."""
+    earlier failed attempt), without its ``.kernel/`` folder; call only while
+    holding the run's lock."""
+    shutil.rmtree(staging / KERNEL_DIR, ignore_errors=True)
     final = run_dir(root, run_id)
     old = None
     if final.exists():
@@ -157,3 +197,40 @@ def publish(staging: Path, root: Path, run_id: str) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+@contextlib.contextmanager
+def dask_scratch(root: Path) -> Iterator[Path]:
+    """A scratch folder for the workers of one runner's embedded Dask cluster,
+    ``runs/.dask-scratch.<host>-<pid>-<rand>.partial/``: locked
+    (``runs/.locks/dask-scratch.<...>.lock``) while the runner lives, deleted
+    when it ends; a killed runner's is deleted by the next ``clear_scratch``."""
+    name = f"{SCRATCH_PREFIX}{platform.node()}-{os.getpid()}-{secrets.token_hex(3)}"
+    lock = RunLock(root, name)
+    if not lock.acquire(wait=0):  # a fresh random name: nobody else holds it
+        raise RuntimeError(f"could not lock {lock.path}")
+    folder = runs_dir(root) / f".{name}.partial"
+    try:
+        folder.mkdir(parents=True)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.path.unlink(missing_ok=True)
+        lock.release()
+
+
+def clear_scratch(root: Path) -> list[Path]:
+    """Delete the Dask scratch folders of runners that are gone (their lock is
+    free); those of living runners stay. Returns the folders deleted."""
+    cleared = []
+    for folder in sorted(runs_dir(root).glob(f".{SCRATCH_PREFIX}*.partial")):
+        lock = RunLock(root, folder.name[1:-len(".partial")])
+        if not lock.path.is_file() or not lock.acquire(wait=0):
+            continue  # not a runner's scratch folder, or its runner is alive
+        try:
+            shutil.rmtree(folder, ignore_errors=True)
+            lock.path.unlink(missing_ok=True)
+            cleared.append(folder)
+        finally:
+            lock.release()
+    return cleared

@@ -33,7 +33,7 @@ from calibkd.io import atomic_write_text, params_key
 from calibkd.runs import store as run_store
 from calibkd.runs.batches import RunSpec
 from calibkd.runs.results import run_record
-from calibkd.study.runner import kernel_environment, notebook_path, provenance
+from calibkd.study.runner import kernel_directories, kernel_environment, kernel_runtime, notebook_path, provenance
 
 #: Thread settings Dask's nanny puts into its workers' environment: a run gets
 #: the runner's values instead (or none), so it behaves as a sequential run.
@@ -45,11 +45,13 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 def runner_environment() -> dict[str, str | None]:
     """What every run's process gets from the runner's environment: the
     ``CALIBKD_*`` variables (model cache, data, offline mode), the thread
-    settings (None: unset) and the kernel settings of ``study.kernel_environment``
-    (the caller's ``OMP_WAIT_POLICY``, PASSIVE when unset)."""
+    settings (None: unset), the kernel settings of ``study.kernel_environment``
+    (the caller's ``OMP_WAIT_POLICY``, PASSIVE when unset) and the kernels'
+    IPython and matplotlib folders (``study.kernel_directories``)."""
     env: dict[str, str | None] = {k: v for k, v in os.environ.items() if k.startswith("CALIBKD_")}
     env.update({name: os.environ.get(name) for name in THREAD_VARIABLES})
     env.update(kernel_environment())
+    env.update(kernel_directories())
     return env
 
 
@@ -100,8 +102,9 @@ def _failure_text(staging: Path, returncode: int) -> str:
 def execute_run(root: str, spec: Mapping[str, Any], notebook_dir: str,
                 env: Mapping[str, str | None], retry: bool = False, pin_gpu: bool = False) -> dict[str, Any]:
     """Run one batch run unless it is finished (or failed, unless ``retry``)
-    or locked by another runner. Never raises for a failing notebook: the
-    failure is recorded in ``runs/<run-id>/`` and returned."""
+    or locked by another runner; a run failed by a lost worker is always rerun.
+    Never raises for a failing notebook: the failure is recorded in
+    ``runs/<run-id>/`` (``cause``: ``error``) and returned."""
     run = RunSpec.from_dict(spec)
     root_path = Path(root)
     outcome = {"run_id": run.run_id, "notebook": run.notebook, "grid": run.grid, "seconds": None, "error": None}
@@ -109,9 +112,8 @@ def execute_run(root: str, spec: Mapping[str, Any], notebook_dir: str,
     if not lock.acquire():
         return {**outcome, "status": "busy", "error": f"locked by another runner {lock.holder()}"}
     try:
-        state = run_store.run_state(root_path, run.run_id)
-        if state == "finished" or (state == "failed" and not retry):
-            return {**outcome, "status": "skipped", "state": state}
+        if not run_store.due(root_path, run.run_id, retry):
+            return {**outcome, "status": "skipped", "state": run_store.run_state(root_path, run.run_id)}
         run_store.clear_staging(root_path, run.run_id)
         staging = run_store.new_staging(root_path, run.run_id)
         return {**outcome, **_execute(root_path, run, staging, Path(notebook_dir), env, pin_gpu)}
@@ -128,11 +130,13 @@ def _execute(root: Path, run: RunSpec, staging: Path, notebook_dir: Path,
     job = {"input": str(source), "output": str(staging / f"{run.notebook}.ipynb"), "cwd": str(notebook_dir),
            "parameters": {**run.parameters, "output_dir": str(staging.resolve())},
            "error_file": str(staging / run_store.ERROR)}
+    # the kernel's connection file and temporary files stay in the staging folder (deleted on publish)
+    env = {**_child_environment(forwarded, pin_gpu), **kernel_runtime(staging / run_store.KERNEL_DIR)}
     started, start = _now(), time.perf_counter()
     with open(staging / LOG, "wb") as log:
         returncode = subprocess.call([sys.executable, "-m", "calibkd.runs.task", json.dumps(job)],
                                      stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=_child_environment(forwarded, pin_gpu), cwd=str(notebook_dir))
+                                     env=env, cwd=str(notebook_dir))
     seconds = round(time.perf_counter() - start, 1)
     record = {
         "run_id": run.run_id, "notebook": run.notebook, "seed": run.parameters.get("seed"), "grid": run.grid,
@@ -159,16 +163,19 @@ def _execute(root: Path, run: RunSpec, staging: Path, notebook_dir: Path,
     error = _failure_text(staging, returncode)
     atomic_write_text(staging / run_store.ERROR, error)
     failed = {"run_id": run.run_id, "notebook": run.notebook, "grid": run.grid, "status": "failed",
-              "seconds": seconds, "error": error.strip().splitlines()[0] if error.strip() else "",
-              "finished": record["finished"]}
+              "cause": run_store.CAUSE_ERROR, "seconds": seconds,
+              "error": error.strip().splitlines()[0] if error.strip() else "", "finished": record["finished"]}
     atomic_write_text(staging / run_store.FAILED, json.dumps(failed, indent=1, default=str) + "\n")
     run_store.publish(staging, root, run.run_id)
-    return {"status": "failed", "seconds": seconds, "error": failed["error"]}
+    return {"status": "failed", "cause": run_store.CAUSE_ERROR, "seconds": seconds, "error": failed["error"]}
 
 
-def record_lost(root: str, spec: Mapping[str, Any], error: str) -> bool:
-    """Record a run whose worker died (the task never returned) as failed, if
-    no other process holds it; True when recorded."""
+def record_lost(root: str, spec: Mapping[str, Any], error: str, cause: str = run_store.CAUSE_LOST_WORKER) -> bool:
+    """Record a run whose task never returned as failed, if no other process
+    holds it; True when recorded. ``cause``: ``lost_worker`` (the Dask worker
+    died: a plain rerun retries it) or ``error`` (the task itself raised)."""
+    if cause not in (run_store.CAUSE_ERROR, run_store.CAUSE_LOST_WORKER):
+        raise ValueError(f"cause {cause!r}: must be {run_store.CAUSE_ERROR!r} or {run_store.CAUSE_LOST_WORKER!r}")
     run = RunSpec.from_dict(spec)
     lock = run_store.RunLock(Path(root), run.run_id)
     if not lock.acquire(wait=0):
@@ -180,7 +187,7 @@ def record_lost(root: str, spec: Mapping[str, Any], error: str) -> bool:
         staging = run_store.new_staging(Path(root), run.run_id)
         atomic_write_text(staging / run_store.ERROR, error + "\n")
         failed = {"run_id": run.run_id, "notebook": run.notebook, "grid": run.grid, "status": "failed",
-                  "error": error.splitlines()[0], "finished": _now()}
+                  "cause": cause, "error": error.splitlines()[0], "finished": _now()}
         atomic_write_text(staging / run_store.FAILED, json.dumps(failed, indent=1, default=str) + "\n")
         run_store.publish(staging, Path(root), run.run_id)
         return True

@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,7 +33,7 @@ import yaml
 from calibkd.config import NOTEBOOK_PARAMETERS, result_identity, validate_parameters
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text, params_key
-from calibkd.paths import PROJECT_ROOT
+from calibkd.paths import PROJECT_ROOT, download_dir
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
@@ -42,12 +43,38 @@ KERNEL_ENV = {"CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 #: gracefully when jobs share the cores, ACTIVE is faster on an idle machine
 #: (docs/benchmark.md); ``OMP_WAIT_POLICY=ACTIVE make study`` chooses it.
 DEFAULT_OMP_WAIT_POLICY = "PASSIVE"
+#: In a study's staging folder while its notebooks run: the kernels' connection
+#: files and temporary files (``kernel_runtime``); deleted when they end, or
+#: with the staging folder by the next run when the study was killed.
+KERNEL_RUNTIME = ".kernel"
 
 
 def kernel_environment() -> dict[str, str]:
     """The environment settings every kernel gets: ``KERNEL_ENV`` and the
     caller's ``OMP_WAIT_POLICY`` (``DEFAULT_OMP_WAIT_POLICY`` when unset)."""
     return {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY") or DEFAULT_OMP_WAIT_POLICY, **KERNEL_ENV}
+
+
+def kernel_directories() -> dict[str, str]:
+    """Where the kernels of study and batch runs keep IPython's profile and
+    matplotlib's configuration and font cache: the caller's ``IPYTHONDIR`` and
+    ``MPLCONFIGDIR``, else ``ipython/`` and ``matplotlib/`` in the project's
+    cache beside the downloads (``.cache/`` in the checkout), not the home
+    folder, whose startup files and ``matplotlibrc`` would change a run."""
+    cache = download_dir().parent
+    return {"IPYTHONDIR": os.environ.get("IPYTHONDIR") or str(cache / "ipython"),
+            "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR") or str(cache / "matplotlib")}
+
+
+def kernel_runtime(folder: Path) -> dict[str, str]:
+    """Environment that keeps a kernel's connection file (it holds the kernel's
+    signing key) and temporary files in ``folder`` (created, mode 0700): papermill
+    writes the connection file with ``tempfile``, so ``TMPDIR`` decides where,
+    and ``JUPYTER_RUNTIME_DIR`` for Jupyter's own runtime files. Put ``folder``
+    inside the run's staging folder, so a killed run leaves them there."""
+    folder = Path(folder).resolve()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return {"JUPYTER_RUNTIME_DIR": str(folder), "TMPDIR": str(folder)}
 
 
 def notebook_path(name: str, notebook_dir: Path = NOTEBOOK_DIR) -> Path:
@@ -144,8 +171,11 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     staging.mkdir(parents=True)
     atomic_write_text(staging / "parameters.yaml", yaml.safe_dump(resolved, sort_keys=False))
     timings = {}
-    old_env = os.environ.copy()
+    old_env, old_tempdir = os.environ.copy(), tempfile.tempdir
     os.environ.update(kernel_environment())  # the kernels papermill starts inherit it
+    os.environ.update(kernel_directories())
+    os.environ.update(kernel_runtime(staging / KERNEL_RUNTIME))
+    tempfile.tempdir = os.environ["TMPDIR"]  # papermill's connection file, written from this process
     try:
         for name in notebooks:
             params = dict(resolved[name], output_dir=str(staging.resolve()))
@@ -160,6 +190,8 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     finally:
         os.environ.clear()
         os.environ.update(old_env)
+        tempfile.tempdir = old_tempdir
+        shutil.rmtree(staging / KERNEL_RUNTIME, ignore_errors=True)
     tables = sorted(staging.glob("metrics_*.csv"))
     if tables:
         merged = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
