@@ -2,13 +2,15 @@
 runner) performs, and the process papermill runs in.
 
 ``execute_run`` takes the run's lock, returns at once if the run is finished
-(or failed, unless retrying) or locked by another runner, and otherwise
-executes the notebook with papermill in a child process of its own
-(``python -m calibkd.run_task``: papermill is not safe across threads, and a
-process per run keeps memory and kernels apart). The child exits when its
-parent dies, and its kernel follows (ipykernel polls its parent), so killing a
-worker kills its run. Everything is written into a staging folder that is
-renamed into ``runs/<run-id>/`` at the end (``calibkd.runs.store``).
+(or failed by its own error, unless retrying) or locked by another runner,
+and otherwise executes the notebook with papermill in a child process of its
+own (``python -m calibkd.runs.task``: papermill is not safe across threads,
+and a process per run keeps memory and kernels apart). The child exits when
+its parent dies, and its kernel follows (ipykernel polls its parent), so
+killing a worker kills its run. Everything, the kernel's connection file and
+temporary files included (``.kernel/``, removed on publish), is written into
+a staging folder that is renamed into ``runs/<run-id>/`` at the end
+(``calibkd.runs.store``).
 """
 
 from __future__ import annotations
