@@ -160,25 +160,47 @@ def test_make_commands_are_read_as_targets(snippet, targets):
     assert _make_targets(snippet) == targets
 
 
+def _readme_verdict_rows() -> list[list[str]]:
+    """The README's verdict table, one list of cells per row."""
+    text = README.read_text(encoding="utf-8")
+    return [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in text.splitlines()
+            if line.startswith("| C-")]
+
+
+def test_the_readme_verdict_table_is_what_the_committed_batches_give():
+    """The verdict table between the README's markers is exactly what
+    ``python -m calibkd.runs readme-table`` computes from the committed
+    batches (chapter 05's claims, regime-check gate included): after a
+    re-run of the batches, run that command."""
+    from calibkd.runs import claims
+
+    found, _ = claims.study_verdicts(ROOT / "papermill_runs")
+    text = README.read_text(encoding="utf-8")
+    assert claims.replace_readme_table(text, claims.readme_table(found)) == text, \
+        "the README's verdict table is out of date: run `python -m calibkd.runs readme-table`"
+
+
 def test_the_readme_findings_are_those_chapter_05_shows():
-    """The findings table at the top of the README is checked against the
-    committed chapter 05: every interval bound and every verdict word in it
-    must appear in the chapter's outputs (re-execute 05 and update the table
-    together)."""
+    """The README's table (generated from the batches) agrees with the
+    committed execution of chapter 05: every claim and regime of a row shows
+    there with the row's verdict, and every number of its key interval
+    appears in the chapter's outputs (re-execute 05 when the batches change)."""
     chapter = json.loads((ROOT / "notebooks" / "05_results.ipynb").read_text())
     shown = ""
     for cell in chapter["cells"]:
         for output in cell.get("outputs", []):
-            text = output.get("text") or output.get("data", {}).get("text/plain", "")
-            shown += "".join(text) if isinstance(text, list) else text
-    findings = (ROOT / "README.md").read_text().split("## Two commands")[0]
-    rows = [[c.strip() for c in line.strip("|").split("|")] for line in findings.splitlines()
-            if line.startswith("| C-")]
+            for key in ("text", "text/plain", "text/markdown"):
+                text = output.get(key) or output.get("data", {}).get(key, "")
+                shown += "".join(text) if isinstance(text, list) else text
+    rows = _readme_verdict_rows()
     assert len(rows) >= 5
-    for claim, _, verdict, interval in rows:
-        assert verdict.split(" (")[0] in shown, (claim, verdict)
+    for claims_cell, where, verdict, interval in rows:
+        regimes = where.split(";")[0].split(", ")
+        for claim in claims_cell.split("; "):
+            for regime in regimes:
+                assert f"{claim} [{regime}]: {verdict.split(':')[0]}" in shown, (claim, regime, verdict)
         for number in re.findall(r"\d+\.\d{4}", interval):
-            assert number in shown, f"{claim}: {number} is not in chapter 05's outputs"
+            assert number in shown, f"{claims_cell}: {number} is not in chapter 05's outputs"
 
 
 def test_every_documented_command_runs_and_answers_help():

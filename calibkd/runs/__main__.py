@@ -1,7 +1,14 @@
-"""``python -m calibkd.runs``: run, inspect and aggregate batches (``calibkd.runs.runner``)."""
+"""``python -m calibkd.runs``: run, inspect and aggregate batches (``calibkd.runs.runner``);
+``python -m calibkd.runs readme-table [--check]`` writes the README's verdict
+table from the committed batches (``calibkd.runs.claims.readme_main``)."""
 
 import sys
 
-from calibkd.runs.runner import main
+if sys.argv[1:2] == ["readme-table"]:
+    from calibkd.runs.claims import readme_main
+
+    sys.exit(readme_main(sys.argv[2:]))
+
+from calibkd.runs.runner import main  # noqa: E402
 
 sys.exit(main())

@@ -18,6 +18,7 @@ when every part is. Verdicts: ``VERDICTS``. The rule in full: docs/metrics.md.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -655,3 +656,236 @@ def cardinality_verdict(roots: Path | Sequence[Path], alpha: float = FAMILY_ALPH
     out = verdicts(cardinality_claims(sorted(set(evidence["regime"])), alpha), evidence)
     out["detail"] = [f"{d}; {high[0]} vs {low[0]}" if d else f"{high[0]} vs {low[0]}" for d in out["detail"]]
     return out
+
+
+# --- verdicts in words: chapter 05's findings and the README's table -------------
+
+#: The batches chapter 05 reads by default (its parameters ``batch`` and
+#: ``long_tail_batch``; the glyph batch is ``CARDINALITY_BATCH``).
+MAIN_BATCH, LONG_TAIL_BATCH = "reference-fmnist", "long-tail-fmnist"
+#: What a claim decided on the glyph batch is called (chapter 05 adds it to the claim's name).
+GLYPHS_SUFFIX = " (glyphs)"
+#: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
+README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
+README_COLUMNS = ["claim", "regime, data", "verdict", "key interval"]
+MINUS_SPACED = " \u2212 "
+
+
+def _signed(value: float, digits: int = 4) -> str:
+    text = f"{value:+.{digits}f}"
+    return "\u2212" + text[1:] if text.startswith("-") else text
+
+
+def comparison_text(row: pd.Series, digits: int = 4, seeds: bool = True) -> str:
+    """One evidence row in words: "cud − kd, ece at test after TS: −0.0243
+    [−0.0506, +0.0020], Holm p 0.2312, 3 seeds" (no interval with < 2
+    seeds; ``seeds`` False leaves the number of seeds out)."""
+    label = f"{str(row['comparison']).replace(' - ', MINUS_SPACED)}, {row['metric']} at {row['where']}"
+    effects = [c[len("effect ("):-1] for c in row.index if c.startswith("effect (") and not pd.isna(row[c])]
+    if len(effects) == 2:  # C-cardinality: the effect on one dataset minus the effect on the other
+        label += f", effect on {effects[0]} minus effect on {effects[1]}"
+    n = int(row["n"]) if not pd.isna(row["n"]) else 0
+    if pd.isna(row["ci_low"]):
+        return f"{label}: {_signed(row['difference'], digits)}, {n} seed{'s' if n != 1 else ''}, no interval" \
+            if n else f"{label}: not in the batch"
+    return (f"{label}: {_signed(row['difference'], digits)} [{_signed(row['ci_low'], digits)}, "
+            f"{_signed(row['ci_high'], digits)}], Holm p {row['p_holm']:.4f}" + (f", {n} seeds" if seeds else ""))
+
+
+def key_comparison(rows: pd.DataFrame) -> pd.Series | None:
+    """The comparison a claim's verdict rests on most, among its evidence
+    rows: a contradicting primary, else a contradicting guard (what sank the
+    claim), else the primary with the smallest Holm-adjusted p; None when
+    none was tested."""
+    if rows.empty:
+        return None
+    tested = rows[rows["p_holm"].notna()]
+    contradicts = tested["outcome"] == "contradicts"
+    primary = tested["role"] == "primary"
+    for pick in (tested[contradicts & primary], tested[contradicts], tested[primary], tested):
+        if not pick.empty:
+            return pick.sort_values("p_holm", kind="stable").iloc[0]
+    return None
+
+
+def _claim_rows(evidence: pd.DataFrame, claim: str, regime: str) -> pd.DataFrame:
+    if evidence.empty:
+        return evidence
+    return evidence[(evidence["claim"] == claim) & (evidence["regime"] == regime)]
+
+
+def verdict_sentences(verdicts: pd.DataFrame, evidence: pd.DataFrame) -> list[str]:
+    """Chapter 05's findings, one Markdown line per verdict: the claim and
+    regime, its verdict and why, the comparison it rests on most (its
+    interval and Holm-adjusted p), and the comparisons whose unadjusted 95 %
+    interval excludes zero although Holm's correction leaves them within
+    noise (what a reader of the intervals alone would over-read).
+    ``evidence``: the rows of ``evaluate`` (or ``cardinality_evidence``) of
+    every claim in ``verdicts``, with the same claim names."""
+    lines = []
+    for row in verdicts.itertuples():
+        rows = _claim_rows(evidence, row.claim, row.regime)
+        text = f"**{row.claim}** [{row.regime}]: *{verdict_text(row.verdict, row.detail)}*."
+        key = key_comparison(rows)
+        if key is not None:
+            text += f" Key comparison: {comparison_text(key)} ({key['outcome']})."
+        short = rows.iloc[0:0] if rows.empty else \
+            rows[(rows["outcome"] == "within noise") & ((rows["ci_low"] > 0) | (rows["ci_high"] < 0))]
+        if key is not None:
+            short = short.drop(index=key.name, errors="ignore")
+        if not short.empty:
+            text += (" Unadjusted interval excludes zero, within noise after Holm's correction: "
+                     + "; ".join(comparison_text(r) for _, r in short.iterrows()) + ".")
+        lines.append(text)
+    return lines
+
+
+def _short_reason(verdict: str, detail: str) -> str:
+    """A not-tested verdict's reason, short: the regime check's (with what the
+    comparisons alone say), else the detail."""
+    marker = " (the comparisons alone: "
+    if marker in detail:
+        why, alone = detail.split(marker, 1)
+        return f"{why.split(':', 1)[0]}; the comparisons alone: {alone[:-1] if alone.endswith(')') else alone}"
+    return detail or verdict
+
+
+def study_verdicts(runs_root: Path, batch: str = MAIN_BATCH, long_tail_batch: str = LONG_TAIL_BATCH,
+                   glyph_batch: str = CARDINALITY_BATCH, alpha: float = FAMILY_ALPHA,
+                   after_ts: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Chapter 05's verdicts and their evidence from the committed batches,
+    computed as the chapter computes them (regime check gate included): the
+    main batch's claims, C-cardinality, the long tail's claims, and the
+    glyph batch's claims (named with ``GLYPHS_SUFFIX``). The verdicts gain
+    ``data`` (dataset and seeds) and ``key interval`` columns; a batch
+    without finished runs adds nothing (the long tail's and the glyphs'), or
+    C-cardinality says why it is not tested."""
+    runs_root = Path(runs_root)
+    found_verdicts, found_evidence = [], []
+
+    def decide(folder: Path, table: pd.DataFrame, claim_list: list[Claim], suffix: str = "") -> None:
+        evidence = evaluate(table, claim_list)
+        decided = verdicts(claim_list, evidence, table)
+        seeds = table["seed"].nunique() if "seed" in table.columns else 0
+        decided["data"] = f"{', '.join(sorted(batch_datasets(folder)))}, {seeds} seed{'s' if seeds != 1 else ''}"
+        decided["claim"] = decided["claim"] + suffix
+        evidence["claim"] = evidence["claim"] + suffix
+        found_verdicts.append(decided)
+        found_evidence.append(evidence)
+
+    root = batch_root(batch, runs_root)
+    table = batch_table(collect(root))
+    regimes = [r for r in ("default", "overconfident") if r in set(table["regime"])]
+    decide(root, table, study_claims(regimes, alpha, after_ts))
+    glyph_root = runs_root / glyph_batch
+    cardinality = cardinality_verdict([root, glyph_root], alpha)
+    datasets = batch_datasets(root) | batch_datasets(glyph_root)
+    cardinality["data"] = " vs ".join(sorted(datasets, key=lambda d: -dataset_info(d).num_classes))
+    found_verdicts.append(cardinality)
+    if long_tail_batch:
+        tail_root = batch_root(long_tail_batch, runs_root)
+        decide(tail_root, batch_table(collect(tail_root)), long_tail_claims(alpha=alpha, after_ts=after_ts))
+    if finished_runs(glyph_root):
+        glyphs = batch_table(collect(glyph_root))
+        decide(glyph_root, glyphs, study_claims([r for r in ("default", "overconfident") if r in set(glyphs["regime"])],
+                                    alpha, after_ts), GLYPHS_SUFFIX)
+        tables = _dataset_tables([root, glyph_root])
+        low = [d for d in tables if dataset_info(d).num_classes < 100]
+        high = [d for d in tables if dataset_info(d).num_classes >= 100]
+        if low and high:
+            found_evidence.append(cardinality_evidence(tables[low[0]], tables[high[0]], low[0], high[0], alpha))
+    out = pd.concat(found_verdicts, ignore_index=True)
+    evidence = pd.concat([e for e in found_evidence if not e.empty], ignore_index=True)
+    keys = []
+    for row in out.itertuples():
+        key = key_comparison(_claim_rows(evidence, row.claim, row.regime))
+        keys.append(_short_reason(row.verdict, row.detail) if row.verdict == "not tested" or key is None
+                    else comparison_text(key, seeds=False))
+    out["key interval"] = keys
+    return out, evidence
+
+
+def _merged(rows: list[dict], by: str, joiner: str) -> list[dict]:
+    """Rows equal but for ``by`` as one row (``by`` values joined), in first-seen order."""
+    merged: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(v for k, v in row.items() if k != by)
+        if key in merged:
+            merged[key][by] += joiner + row[by]
+        else:
+            merged[key] = dict(row)
+    return list(merged.values())
+
+
+def _compact(detail: str) -> str:
+    """A claim's detail with one shared reason said once: "fails for a
+    (within noise), b (within noise)" -> "fails for a, b (all within noise)"."""
+    def shorten(match: re.Match) -> str:
+        items = re.findall(r"\s*([^,;()]+?) \(([^()]*)\)", match.group(1))
+        if len(items) < 2 or len({why for _, why in items}) > 1:
+            return match.group(0)
+        return f"fails for {', '.join(name for name, _ in items)} (all {items[0][1]})"
+    return re.sub(r"fails for ((?:[^;()]+ \([^()]*\)(?:, )?)+)", shorten, detail)
+
+
+def readme_table(verdict_table: pd.DataFrame) -> str:
+    """The README's verdict table (Markdown) from ``study_verdicts``: claim,
+    regime and data, verdict (with the parts that hold or fail; "not tested"
+    has its reason in the last column), key interval. Rows that differ only
+    in regime, then only in claim, are one row."""
+    rows = [{"claim": row["claim"], "regime": row["regime"], "data": row["data"],
+             "verdict": row["verdict"] if row["verdict"] == "not tested"
+             else verdict_text(row["verdict"], _compact(row["detail"])),
+             "key": _compact(row["key interval"])} for _, row in verdict_table.iterrows()]
+    rows = _merged(_merged(rows, "regime", ", "), "claim", "; ")
+
+    def cell(text: object) -> str:
+        return str(text).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(README_COLUMNS) + " |", "|" + "---|" * len(README_COLUMNS)]
+    lines += [f"| {cell(r['claim'])} | {cell(r['regime'])}; {cell(r['data'])} | {cell(r['verdict'])} | {cell(r['key'])} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def replace_readme_table(text: str, table: str) -> str:
+    """``text`` (the README) with the block between ``README_START`` and
+    ``README_END`` replaced by ``table``; a clear error without the markers."""
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise ConfigError(f"the README has no {README_START} ... {README_END} block for the verdict table")
+    return text[:start + len(README_START)] + "\n" + table + "\n" + text[end:]
+
+
+def readme_main(argv: Sequence[str] | None = None) -> int:
+    """``python -m calibkd.runs readme-table``: compute chapter 05's verdicts
+    from the committed batches (``study_verdicts``) and write them as the
+    README's verdict table, between its markers; ``--check`` writes nothing
+    and exits 1 when the README's table differs."""
+    import argparse
+    import sys
+
+    from calibkd.io import atomic_write_text
+    from calibkd.paths import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(prog="python -m calibkd.runs readme-table", description=readme_main.__doc__)
+    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md")
+    parser.add_argument("--runs-root", type=Path, default=PROJECT_ROOT / "papermill_runs",
+                        help="where the batches are (default: papermill_runs/ of the checkout)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the README's table differs")
+    args = parser.parse_args(argv)
+    try:
+        found, _ = study_verdicts(args.runs_root)
+        text = args.readme.read_text(encoding="utf-8")
+        new = replace_readme_table(text, readme_table(found))
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.readme}: the verdict table is {'up to date' if new == text else 'out of date'}")
+        return 0 if new == text else 1
+    if new != text:
+        atomic_write_text(args.readme, new)
+    print(f"{args.readme}: verdict table {'written' if new != text else 'already up to date'} "
+          f"({len(found)} verdicts)")
+    return 0
