@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 export CALIBKD_PROGRESS ?= 0
 export PYDEVD_DISABLE_FILE_VALIDATION = 1
-# nbval and papermill start kernels; keep Jupyter's runtime files inside the venv.
+# Jupyter's platform-standard directories (silences jupyter_core's migration warning);
+# kernel connection files of batch and study runs stay in their run folders (docs/batches.md).
 export JUPYTER_PLATFORM_DIRS = 1
 
 .PHONY: study test unit nbval nbval-full setup data notebooks sync smoke-copies clean-cache browser student-edition site
