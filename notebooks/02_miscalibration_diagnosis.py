@@ -30,8 +30,9 @@
 # - what temperature scaling, fitted on validation data, says about a teacher
 #   (T > 1: overconfident; T < 1: underconfident);
 # - how much class structure the teacher's soft outputs carry: the
-#   class-similarity matrix, and how well it recovers Fashion-MNIST's garment
-#   groups;
+#   class-similarity matrix, and how well it recovers the dataset's known
+#   class groups (garment groups on Fashion-MNIST, homoglyph groups on
+#   glyphs);
 # - how each teacher's accuracy and calibration degrade under the corruptions
 #   of CIFAR-10-C (Hendrycks & Dietterich 2019), computed on the fly, and how
 #   it behaves on ambiguous inputs (two-image mixtures with a known soft label).
@@ -198,8 +199,8 @@ ctx.outputs.table(check_rows.assign(notebook=ctx.notebook, model="teacher", spli
 # Bars: accuracy in each of 15 equal-width confidence bins; red hatched bars:
 # the gap to the diagonal (confidence above accuracy when the red bar sits on
 # top). Below each diagram: where the predictions' confidences fall. On
-# training data a memorising teacher puts almost every prediction in the
-# last bin.
+# training data, a teacher that memorised it would put almost every
+# prediction in the last bin.
 
 # %%
 panels = {f"{name}: {split}": predictions[name, split] for name in teachers for split in splits}
@@ -213,7 +214,7 @@ ctx.outputs.figure(fig, "02_reliability")
 # If the teacher is near one-hot on its training data, the non-target mass
 # 1 - p_y is near zero there, and a student distilled on those inputs learns
 # little beyond the label. Top: cumulative distribution of the entropy of the
-# teacher's distribution (nats; log 10 = 2.30 is uniform). Bottom: non-target
+# teacher's distribution (nats; $\log K$ is uniform over $K$ classes). Bottom: non-target
 # mass. One column per teacher; log scale, since most values are tiny.
 
 # %%
@@ -245,8 +246,8 @@ display(spread.groupby(["teacher", "split"])[["entropy", "non-target mass"]].med
 # For every class i, the average of the teacher's *non-target* distribution
 # p_j / (1 - p_i) over test images of class i: where the teacher puts the mass
 # it does not give the label, independent of its confidence. Orange outlines
-# mark the known garment groups (T-shirt/top, Pullover, Coat, Shirt; Sandal,
-# Sneaker, Ankle boot). The **group-recovery AUC** is the probability that a
+# mark the dataset's known class groups (named below the figure). The
+# **group-recovery AUC** is the probability that a
 # pair of classes from the same group is more similar than a pair from
 # different groups: 1 = perfect recovery, 0.5 = chance.
 
@@ -264,6 +265,9 @@ fig.tight_layout()
 ctx.outputs.figure(fig, "02_class_similarity")
 recovery_table = pd.Series(recovery, name="group-recovery AUC").rename_axis(["teacher", "split"]).reset_index()
 ctx.outputs.table(recovery_table, "group_recovery_02")
+from calibkd.study.findings import class_groups_text  # noqa: E402
+
+print(f"class groups of {info.name}: {class_groups_text(info) or 'none known'}")
 
 # %% [markdown]
 # ## Soft outputs against the truth
@@ -288,14 +292,15 @@ ctx.outputs.table(recovery_table, "group_recovery_02")
 # - **group-recovery AUC**: how well the groups are read back from the soft
 #   outputs alone (as in the section above).
 #
-# A *calibrated* teacher puts nearly all of its mass inside the group and
-# spreads it evenly there, on training inputs as on test inputs, so its KL to
-# the truth is small everywhere. An *overconfident* teacher that memorised
-# its training set collapses the group's mass onto the one member that
-# happened to be the label: uniformity near 0 and a KL near log(group size)
-# on the training inputs it memorised, while on test inputs, which it has not
-# seen, it may look more spread. That train-set collapse is exactly what a
-# student distilled on training inputs would learn.
+# What to expect: a *calibrated* teacher would put nearly all of its mass
+# inside the group and spread it evenly there, on training inputs as on test
+# inputs, so its KL to the truth would be small everywhere. A teacher that
+# memorised its training set may collapse the group's mass onto the one
+# member that happened to be the label: uniformity near 0 and a KL near
+# log(group size) on the training inputs it memorised, while on test inputs,
+# which it has not seen, it may look more spread. Such a train-set collapse
+# is what a student distilled on those inputs would be taught. The table
+# says which of these this run's teachers do.
 
 # %%
 from calibkd.evaluation import fidelity
@@ -470,48 +475,31 @@ print(f"correct: T = {fitted:.3f} > 1, log T = {torch.tensor(fitted).log().item(
 # %% [markdown]
 # ## What this run found
 #
-# Computed from the tables above:
+# Generated from this run's tables (`calibkd.study.findings`), for the
+# teachers, dataset and regimes it ran: each teacher's calibration on test
+# and on its own training inputs (plain and as a student sees them), its
+# temperature and non-target mass, how well its soft outputs recover the
+# dataset's known class groups, the regime check, the corruption suite and
+# the ambiguous inputs (and, where the dataset has them, held-out typefaces
+# and the true label distributions). One seed: nothing here is tested
+# against seed-to-seed noise.
+#
+# What to look for, and why it matters for distillation: a teacher whose
+# training-set outputs are near one-hot gives its students little beyond the
+# label there, whatever its test calibration; a teacher that is confidently
+# wrong on the views its students see teaches them wrong targets; and a
+# teacher calibrated on clean data need not be calibrated under shift.
 
 # %%
-for name in teachers:
-    get = lambda split, metric: table.loc[(f"teacher ({name})", split), metric]
-    print(f"teacher ({name}): ECE test {get('test', 'ece'):.4f}, train {get('train', 'ece'):.4f}, "
-          f"augmented train {get('train (augmented)', 'ece'):.4f}; "
-          f"mean confidence minus accuracy on test {get('test', 'mean_confidence') - get('test', 'accuracy'):+.4f}; "
-          f"TS temperature {temperatures[name]:.3f}; "
-          f"median non-target mass on train {spread[(spread.teacher == name) & (spread.split == 'train')]['non-target mass'].median():.2e} "
-          f"vs test {spread[(spread.teacher == name) & (spread.split == 'test')]['non-target mass'].median():.2e}")
+from IPython.display import Markdown  # noqa: E402
+
+from calibkd.study.findings import teacher_findings  # noqa: E402
+
+median_non_target = spread.groupby(["teacher", "split"])["non-target mass"].median().to_dict()
+display(Markdown(teacher_findings(table, temperatures, recovery, checks, info, median_non_target, shift=shift_table,
+                                  truth=truth_table if ctx.data.known_posterior else None)))
 
 # %% [markdown] tags=["solution"]
-# In the committed default run (numbers in the cell above), the regularised
-# teacher is close to calibrated everywhere: small ECE on test data and on its
-# training data, plain or augmented, and a fitted temperature of about 1.
-# There is nothing here for a calibration method to fix, as brief section 3b
-# warned. The overconfident recipe is the regime the paper describes, and the
-# train-set problem shows in full: on its own training images it is perfectly
-# accurate and almost one-hot (median non-target mass orders of magnitude
-# below the default teacher's), so the targets a student would see there
-# carry almost no dark knowledge. On *augmented* views of the same images,
-# the inputs a student trained with crop and flip actually receives, its
-# accuracy collapses while its confidence stays high: its ECE there is far
-# above its test ECE. A teacher trained without augmentation gives targets
-# that are uninformative on clean training inputs and confidently wrong on
-# augmented ones, which is a side effect of the recipe that any distillation
-# comparison in this regime must keep in view. Both teachers' soft outputs
-# recover the garment groups well above chance; the memorising teacher's
-# training-set outputs recover them least well.
-#
-# Under the corruption suite both teachers lose accuracy and calibration
-# together: ECE grows with severity for both, so a teacher that is
-# calibrated on clean data is not calibrated under shift. Intensity shifts
-# (brightness, contrast, fog, frost) break both teachers far more than noise
-# or blur. The overconfident teacher starts and stays worse calibrated, and
-# on two-image mixtures its distribution is much further from the known soft
-# truth (larger KL) than the default teacher's; on the hard slice it is
-# badly overconfident. In this run it is, however, not less *accurate* under
-# shift on average, which is a reminder that accuracy and calibration under
-# shift are different questions.
-#
 # ## Questions to try
 # 1. Compute ECE with 5 and with 30 bins for the overconfident teacher on
 #    test data. How much does the number move, and why must a paper name its
@@ -520,7 +508,7 @@ for name in teachers:
 #    outputs. Does it restore non-target mass there, or does the train/test
 #    gap survive temperature scaling?
 # 3. Which pair of classes does each teacher confuse most, and is it inside
-#    a garment group?
+#    one of the dataset's known class groups?
 # 4. Fit a temperature on *corrupted* validation images (severity 3) and
 #    apply it to the corrupted test set. How much of the ECE under shift does
 #    it remove, and what does it cost on clean data?
@@ -541,15 +529,15 @@ for name in teachers:
 #    with `train = ctx.training_split(teachers["overconfident"].recipe)`,
 #    then `metrics.non_target_mass(probs, labels).mean()`, before and after
 #    scaling, next to the same numbers on test. One temperature is fitted on
-#    validation (T = 2.38 for the overconfident teacher in the committed
-#    run) and cannot know how much sharper the memorised training examples
-#    are: if the training outputs stay much sharper than the test outputs
-#    after scaling, the train/test gap survives temperature scaling.
+#    validation (`temperatures["overconfident"]`, printed above) and cannot
+#    know how much sharper the memorised training examples are: if the
+#    training outputs stay much sharper than the test outputs after scaling,
+#    the train/test gap survives temperature scaling.
 # 3. Take the class-similarity matrix of the section above (or
 #    `metrics.class_similarity(probs, labels)` on test) and its largest
 #    off-diagonal entry (`numpy.unravel_index(s.argmax(), s.shape)`); look the
-#    pair up in `ctx.data.info.class_groups`. Shirt / T-shirt / pullover / coat
-#    are one group, sandal / sneaker / ankle boot another.
+#    pair up in `ctx.data.info.class_groups` (on Fashion-MNIST: the upper-body
+#    garments, and the footwear; on glyphs: the homoglyph groups).
 # 4. Build corrupted validation images the way the shift section builds
 #    corrupted test images (every corruption of `CORRUPTIONS` at severity 3),
 #    fit `calibration.fit_temperature` on the teacher's logits there, and

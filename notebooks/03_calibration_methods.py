@@ -208,7 +208,7 @@ ctx.outputs.figure(fig, "03_reliability_train_augmented")
 # What a student would receive: the entropy of each variant's distribution
 # and the mass it puts on non-target classes, on training inputs (plain and
 # augmented); and how well the class-similarity matrix read from its soft
-# outputs recovers the garment groups (AUC; 0.5 chance, 1 perfect).
+# outputs recovers the dataset's known class groups (AUC; 0.5 chance, 1 perfect).
 # Label smoothing puts the same eps / K on every wrong class, which is known
 # to erase class structure (Müller et al. 2019).
 
@@ -358,73 +358,48 @@ print(f"correct: the gap shrinks from {gap_ce:.3f} to {gap_ls:.3f}: label smooth
 # %% [markdown]
 # ## What this run found
 #
-# Computed from the tables above:
+# Generated from this run's tables (`calibkd.study.findings`): what each
+# post-hoc map did to the CE teacher's validation NLL, which variants are
+# better or worse calibrated than the CE teacher on test (and on which side:
+# over- or underconfident), under corruption, how much non-target mass each
+# gives on training inputs, how well its soft outputs recover the dataset's
+# class groups, and DUS's two conditions next to its plain-CE control. One
+# seed: nothing here is tested against seed-to-seed noise (the group AUC,
+# for one, moves in steps of single pair orderings).
+#
+# What the comparisons are for: a calibration method can fix the teacher's
+# confidence on test while leaving near one-hot targets on training inputs,
+# or overshoot into underconfidence where the teacher was already
+# calibrated (brief section 3b), or spread non-target mass evenly and erase
+# the class structure a student could learn (label smoothing, Müller et al.
+# 2019). Whether a teacher's extra non-target mass helps or hurts a
+# *student* is chapter 04's question; rerun with
+# `regime = "overconfident"` to see these methods where the teacher may be
+# overconfident (chapter 04's regime check says whether it is).
 
 # %%
-test_ece = big[("test", "ece")]
-aug_ece = big[("train (augmented)", "ece")]
-train_mass = dark[dark.split == "train"].set_index("model")["median non-target mass"]
-auc = dark[dark.split == "test"].set_index("model")["group AUC"]
-print(f"lowest test ECE: {test_ece.idxmin()} ({test_ece.min():.4f}); CE teacher {test_ece['CE']:.4f}")
-print(f"lowest augmented-train ECE: {aug_ece.idxmin()} ({aug_ece.min():.4f}); CE teacher {aug_ece['CE']:.4f}")
-print(f"median non-target mass on training inputs: CE {train_mass['CE']:.2e}; "
-      f"highest {train_mass.idxmax()} ({train_mass.max():.2e}); lowest {train_mass.idxmin()} ({train_mass.min():.2e})")
-print(f"garment-group AUC on test: CE {auc['CE']:.3f}; lowest {auc.idxmin()} ({auc.min():.3f}); "
-      f"highest {auc.idxmax()} ({auc.max():.3f})")
-for v in [m for m in methods if m.startswith("dus")]:
-    row = conditions[(conditions.split == "test") & (conditions.model == v)].iloc[0]
-    base = conditions[(conditions.split == "test") & (conditions.model == "CE")].iloc[0]
-    print(f"{v}: C1 confidence on easy {row['C1: confidence on easy']:.4f} vs CE {base['C1: confidence on easy']:.4f}; "
-          f"C2 entropy on hard {row['C2: entropy on hard']:.4f} vs CE {base['C2: entropy on hard']:.4f}")
+from IPython.display import Markdown  # noqa: E402
+
+from calibkd.study.findings import calibration_findings  # noqa: E402
+
+every_metric = scores.pivot_table(index="model", columns=["split", "metric"], values="value").reindex(variants)
+posthoc_nll = {name: (c.nll_before, c.nll_after) for name, c in calibrators.items()}
+display(Markdown(calibration_findings(every_metric, dark, conditions, info, posthoc_nll)))
 
 # %% [markdown] tags=["solution"]
-# In the committed default run (numbers above), the CE teacher is already
-# calibrated, so this chapter mostly shows what calibration methods do to a
-# teacher that does not need them:
-#
-# - **Post-hoc maps change little, and two of them cost structure.**
-#   Temperature scaling fits T close to 1 and is nearly a no-op; vector
-#   scaling barely moves anything. Histogram binning *raised* validation NLL
-#   (the warning above) and, with isotonic regression, lowered the
-#   garment-group AUC: piecewise-constant maps blur the relative
-#   probabilities a student would learn from.
-# - **Several train-time methods overshoot into underconfidence.** Label
-#   smoothing, focal loss, FLSD-53 and DUS raise test ECE by an order of
-#   magnitude, with confidence now *below* accuracy, on test and on training
-#   inputs alike. MDCA and mixup stay close to calibrated. This is the
-#   regime brief section 3b warned about: there is no overconfidence here to
-#   remove.
-# - **Dark knowledge on training inputs** rises sharply for focal, FLSD-53,
-#   label smoothing and DUS (median non-target mass many times the CE
-#   teacher's). Label smoothing spreads it evenly and lowers the garment-group
-#   AUC, as Müller et al. (2019) predict; DUS raises the AUC above the CE
-#   teacher's, so its extra mass is structured.
-# - **DUS's conditions:** C2 holds (entropy on hard examples rises well above
-#   the CE teacher's), but C1 does not: confidence on easy examples falls.
-#   The plain-CE fine-tuning control changes neither, so both effects come
-#   from DUS's loss, not from the extra epochs.
-# - **Under shift**, mixup's teacher is far more accurate and better
-#   calibrated on corrupted inputs than every other variant. Post-hoc maps
-#   fitted on clean validation data change ECE under shift little (vector
-#   scaling lowers it slightly, histogram binning raises it).
-# - **The estimator matters:** the same predictions give ECE values that
-#   differ by a factor of about 2.5 across nine common estimators.
-#
-# Whether the extra, structured mass of DUS (or the overshoot of focal and
-# label smoothing) helps or hurts a *student* is chapter 04's question; the
-# overconfident regime (`regime = "overconfident"`) is where these methods
-# have something to fix.
-#
 # ## Questions to try
 # 1. Rerun with `regime = "overconfident"`. Which methods fix the memorising
 #    teacher's calibration on *training* data, and which only on test?
 # 2. Vector scaling can change the teacher's predicted class. On how many
 #    test images does it, and is it more often right or wrong when it does?
 # 3. Raise label smoothing's eps to 0.3 (`calibkd.config.TEACHER_METHODS`).
-#    What happens to the garment-group AUC, and why would that matter to a
+#    What happens to the group-recovery AUC, and why would that matter to a
 #    student?
 # 4. DUS's hard gate uses a threshold of 0.5 on p_y. Predict what a
 #    threshold of 0.9 does to C1 and C2, then measure it.
+# 5. Is DUS's group AUC above the CE teacher's beyond seed noise? Rerun
+#    with `seed = 1` and `seed = 2` (or a batch over seeds) and compare the
+#    differences: one run cannot say whether DUS's extra mass is structured.
 #
 # <!-- solution -->
 #
@@ -457,3 +432,12 @@ for v in [m for m in methods if m.startswith("dus")]:
 #    `ctx.variant_recipe(regime, "dus_hard", {"threshold": 0.9})` (see
 #    `calibkd.methods.losses.dus_gate`), train it with `ctx.trained`, and recompute
 #    the C1 and C2 numbers of the DUS section for it.
+# 5. Run the chapter for three seeds (a batch with `grid: {seed: [0, 1, 2]}`
+#    over `03_calibration_methods`, as chapter 05's questions build one for
+#    chapter 04), read each run's `dark_knowledge_03.csv`, and take the
+#    paired differences of the test group AUC, DUS minus CE, per seed, with
+#    `calibkd.runs.results.t_interval`. Only an interval that excludes zero
+#    says DUS's soft outputs recover the groups better than the CE
+#    teacher's; a hypothesis about *why* (structured extra mass) would then
+#    need the same test on the non-target distribution itself, e.g. the
+#    within-group share of the non-target mass.

@@ -29,8 +29,9 @@
 # - how to read a student's calibration *after its own temperature scaling*:
 #   the control that separates "a better student" from "a student whose
 #   confidence happens to be at the right level";
-# - that the answer depends on the regime: a teacher that is already
-#   calibrated, and one that memorised its data;
+# - how the comparison is run in two regimes, a teacher trained with the
+#   regularised recipe and one that memorised its data, and how the regime
+#   check says which of them is overconfident where its students learn;
 # - how sensitive full CUD is to its settings, measured on validation data.
 #
 # One seed at the default size: the differences here are *not* tested for
@@ -109,19 +110,20 @@ params = parameters_from_globals("04_student_distillation", globals(), _before_p
 ctx = start("04_student_distillation", params)
 
 # %% [markdown]
-# ## One recipe, sixteen targets
+# ## One recipe, many targets
 #
 # Every student has the same architecture, data, augmentation, optimiser,
 # schedule and initial weights (the same seed); only what it learns from
-# changes. The rows of the comparison, from `calibkd.config.STUDENT_METHODS`:
+# changes. The rows of the comparison (the parameter `student_methods`),
+# from `calibkd.config.STUDENT_METHODS`:
 
 # %%
 display(method_table(student_methods, dus_teacher, cudp_map))
 
 # %% [markdown]
 # **Decisions, written down.**
-# - *Loss:* (1 - a) CE + a T^2 KL(target_T || student_T) with T = 4, a = 0.9
-#   for every KD-style method. A target q is kept as log-probabilities and
+# - *Loss:* (1 - a) CE + a T^2 KL(target_T || student_T) with the config's
+#   T = 4, a = 0.9 for every KD-style method (unless tuned, below). A target q is kept as log-probabilities and
 #   *tempered* as log_softmax(log q / T), i.e. q^(1/T) / sum q^(1/T): the
 #   same softening KD applies to logits, so "target = teacher softmax"
 #   reproduces KD exactly, at any logit margin (tests check margins up to
@@ -145,8 +147,8 @@ display(method_table(student_methods, dus_teacher, cudp_map))
 #   is the brief's answer to the train-set problem: a teacher that memorised
 #   an example cannot say how sure one should be about it.
 # - *DKD:* alpha 1, beta 8, T 4, plus CE on labels; the reference
-#   implementation's warm-up of 20 of 240 epochs, scaled to the student's
-#   epochs (at least one).
+#   implementation's warm-up (`20 / 240` of its epochs), scaled to the
+#   student's epochs (at least one).
 # - *Controls:* `kd_ce_finetune` distills from the CE teacher fine-tuned
 #   with plain CE exactly as DUS fine-tunes it (same epochs, same augmented
 #   views); every student is also reported after its own temperature scaling
@@ -366,13 +368,16 @@ scores = pd.concat([scores, check_scores, tidy(targets, "target (training views)
                    ignore_index=True)
 
 # %% [markdown]
-# ## The overconfident regime
+# ## The other regimes of this run
 #
-# The same comparison, restricted to the central methods, on the other
-# regimes of this run: by default the teacher that memorised a
-# 10,000-example subset (chapter 01), whose students distill on that same
-# subset, seen as the teacher saw it (no augmentation). DUS and every
-# calibrated teacher fine-tune or retrain on this regime's CE recipe.
+# The same comparison, restricted to the central methods, on every regime of
+# `regimes` after the first (none: nothing below). The chapter's default is
+# the overconfident regime: the teacher that memorised a 10,000-example
+# subset (chapter 01), whose students distill on that same subset, seen as
+# the teacher saw it (no augmentation). DUS and every calibrated teacher
+# fine-tune or retrain on the regime's CE recipe. Whether the regime is
+# overconfident where its students learn is the regime check's answer
+# (above), not its name's.
 
 # %%
 other_tables = {}
@@ -415,9 +420,10 @@ if other_tables:
 # few-shot classes (the CIFAR-LT thresholds, as fractions of the largest
 # class). The teachers are scored too. CUD's claim is that calibrated,
 # uncertainty-shaped targets help most where the teacher has seen least.
-# The committed run of this chapter has no long-tailed regime (it would
-# double the chapter's time); the batch `papermill_runs/long-tail-fmnist`
-# runs it over seeds, and chapter 05 reports it.
+# The chapter's default parameters run no long-tailed regime (it would
+# double the chapter's time; the cell below says whether this run has one);
+# the batch `papermill_runs/long-tail-fmnist` runs it over seeds, and
+# chapter 05 reports it.
 
 # %%
 long_tail_tables = {}
@@ -493,8 +499,8 @@ if not sensitivity.empty:
 # of the section above, against the truth: KL(true || model), total
 # variation, mass inside the true group, within-group uniformity (1 = spread
 # evenly, as the truth is) and group-recovery AUC. A target that collapses a
-# group onto its label teaches the student to do the same; a better target
-# has lower KL and uniformity nearer 1. Cross-fitted CUD-P targets need each
+# group onto its label gives the student no sign of the group; a target
+# nearer the truth has lower KL and uniformity nearer 1. Cross-fitted CUD-P targets need each
 # example's fold and are shown only through their student.
 
 # %%
@@ -580,40 +586,22 @@ print("correct: your W-Clip matches calibkd.methods.distill.wclip")
 # %% [markdown]
 # ## What this run found
 #
-# Computed from the tables above:
+# Generated from this run's tables (`calibkd.study.findings`), for the
+# regimes it ran: each regime's check, the most accurate student, KD
+# against the CE student, and each of CUD's pieces and variants against KD,
+# before and after each student's own temperature scaling. One seed: the
+# text states what this run shows and tests nothing against seed-to-seed
+# noise. Chapter 05 decides the claims over seeds, with the regime check of
+# every run beside them.
 
 # %%
-def findings(frame, regime):
-    if "kd" not in frame.index:
-        print(f"[{regime}] no KD student to compare with")
-        return
-    kd = frame.loc["kd"]
-    check = checks.loc[regime]
-    print(f"[{regime}] regime check: {check['class']} ({check['reason']}); teacher right on "
-          f"{check['teacher accuracy (views)']:.1%} of the students' views")
-    print(f"[{regime}] best accuracy: {frame['accuracy'].idxmax()} ({frame['accuracy'].max():.4f}); "
-          f"KD {kd['accuracy']:.4f}; CE student {frame.loc['ce', 'accuracy']:.4f}")
-    print(f"[{regime}] lowest test ECE: {frame['ECE'].idxmin()} ({frame['ECE'].min():.4f}); KD {kd['ECE']:.4f}")
-    print(f"[{regime}] lowest ECE under shift: {frame['shift ECE (mean)'].idxmin()} "
-          f"({frame['shift ECE (mean)'].min():.4f}); KD {kd['shift ECE (mean)']:.4f}")
-    for name in [n for n in ("kd_ts", "dus_kd", "wclip", "cud", "cudp", "cudp_dus") if n in frame.index]:
-        row = frame.loc[name]
-        print(f"[{regime}] {name} - KD: accuracy {row['accuracy'] - kd['accuracy']:+.4f}, "
-              f"ECE {row['ECE'] - kd['ECE']:+.4f}, ECE after TS {row['ECE after TS'] - kd['ECE after TS']:+.4f}, "
-              f"shift ECE {row['shift ECE (mean)'] - kd['shift ECE (mean)']:+.4f}, "
-              f"mixture NLL {row['mixture NLL'] - kd['mixture NLL']:+.4f} "
-              f"(after TS {row['mixture NLL after TS'] - kd['mixture NLL after TS']:+.4f})")
+from IPython.display import Markdown  # noqa: E402
 
+from calibkd.study.findings import student_findings  # noqa: E402
 
-findings(table, main_regime)
-for regime, frame in other_tables.items():
-    findings(frame, regime)
+display(Markdown(student_findings({main_regime: table, **other_tables}, checks, long_tail_tables)))
 
-# %% [markdown]
-# The lines above are computed from this run's tables; they are one seed
-# and test nothing against seed-to-seed noise. Chapter 05 decides the
-# claims over seeds, with the regime check of every run beside them.
-#
+# %% [markdown] tags=["solution"]
 # ## Questions to try
 # 1. Full CUD's W-Clip only touches rows the teacher gets wrong. From the
 #    targets table, estimate on what fraction of the students' training
@@ -621,9 +609,9 @@ for regime, frame in other_tables.items():
 # 2. Rerun with `cudp_map = "isotonic"`. Does a different held-out map
 #    change CUD-P's student, and in which direction did its target
 #    confidence move?
-# 3. KD-TS softens the teacher by T_ts before the KD temperature. In the
-#    default regime T_ts is close to 1: predict, then check, how different
-#    the KD-TS and KD students are.
+# 3. KD-TS softens the teacher by T_ts before the KD temperature. Read
+#    T_ts of the main regime's CE teacher in the teacher table: predict from
+#    it, then check, how different the KD-TS and KD students are.
 # 4. Which single change moves the overconfident regime's students the
 #    most: the teacher (DUS), the target map (W-Clip, CUD-P) or the
 #    post-hoc TS of the student itself?
@@ -649,10 +637,11 @@ for regime, frame in other_tables.items():
 #    regression fits a non-parametric map on validation, so c(x) can move
 #    either way; the direction of the target confidence tells whether the
 #    student's confidence (and its ECE) should move with it.
-# 3. With T_ts close to 1, KD-TS's target is KD's target at temperature
-#    T x T_ts, almost the same: predict nearly equal rows. Check in the main
-#    table: accuracy, NLL and ECE of `kd_ts` and `kd` differ by about as much
-#    as two seeds of one method do (chapter 05 gives that spread).
+# 3. KD-TS's target is KD's target at temperature T x T_ts. The closer
+#    T_ts is to 1, the closer the two targets, and the more nearly equal
+#    the rows of `kd_ts` and `kd` should be. Check in the main table:
+#    compare their difference in accuracy, NLL and ECE with the spread
+#    between two seeds of one method (chapter 05 gives it).
 # 4. Compare, in the overconfident regime's table, the change from `kd` to
 #    `dus_kd` (the teacher), from `kd` to `wclip` and to `cudp` (the target
 #    map), and the drop of each student's ECE after its own temperature

@@ -213,6 +213,7 @@ def show_claims(claim_list, evidence, verdict_table):
 
 main_claims = claims.study_claims(regimes, alpha, after_ts)
 evidence = claims.evaluate(table, main_claims)
+every_evidence = [evidence]  # every claim's comparisons, for the findings at the end
 verdicts = claims.verdicts(main_claims, evidence, table)
 show_claims(main_claims, evidence, verdicts)
 cardinality = claims.cardinality_verdict([root, PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH], alpha)
@@ -255,15 +256,17 @@ if long_tail_batch:
     long_tail_verdicts = claims.verdicts(tail_claims, tail_evidence, tail_table)
     show_claims(tail_claims, tail_evidence, long_tail_verdicts)
     outputs.table(tail_evidence, "claims_long_tail_evidence_05")
+    every_evidence.append(tail_evidence)
 verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
 
 # %% [markdown]
 # ## 183 classes with known ambiguity: the glyph batch
 #
 # The same central comparison on the tied glyphs (`papermill_runs/glyphs-central`,
-# `claims.CARDINALITY_BATCH`): 183 characters, 29 homoglyph groups whose
-# true posterior is uniform over the group, test fonts from lineages no
-# model trained on. Mean over seeds [95 % interval] of the accuracy and
+# `claims.CARDINALITY_BATCH`): 183 characters, with homoglyph groups
+# (characters of several scripts, and digits, that look alike) whose true
+# posterior is uniform over the group, test fonts from lineages no model
+# trained on. Mean over seeds [95 % interval] of the accuracy and
 # calibration columns above, plus:
 # - **font shift**: the change from new images of the training fonts to the
 #   held-out fonts (held-out minus in-distribution), a natural shift beside
@@ -303,11 +306,13 @@ if finished_runs(glyph_root):
                             "outcome"]].round(4))
     outputs.table(glyph_evidence, "claims_glyphs_evidence_05")
     glyph_verdicts = claims.verdicts(glyph_claims, glyph_evidence, glyph_table)
-    glyph_verdicts["claim"] = glyph_verdicts["claim"] + " (glyphs)"
+    glyph_verdicts["claim"] = glyph_verdicts["claim"] + claims.GLYPHS_SUFFIX
+    every_evidence.append(glyph_evidence.assign(claim=glyph_evidence["claim"] + claims.GLYPHS_SUFFIX))
     cardinality_table = claims.cardinality_evidence(table, glyph_table, root.name, glyph_root.name, alpha)
     show_claims(claims.cardinality_claims(sorted(set(cardinality_table["regime"])), alpha), cardinality_table,
                 cardinality)
     outputs.table(cardinality_table, "claims_cardinality_evidence_05")
+    every_evidence.append(cardinality_table)
 else:
     print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run papermill_runs/{glyph_root.name}`")
 verdicts = pd.concat([verdicts, glyph_verdicts], ignore_index=True)
@@ -368,110 +373,80 @@ assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, f"calibkd.ru
 assert excludes_zero == (ref_low > 0 or ref_high < 0)
 print("correct: the interval includes zero, so this comparison is within noise")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown]
 # ## What this execution shows
 #
-# The committed execution reads the full reference batch: **three seeds** of
-# every method (printed above). A paired t-test over three seeds has two
-# degrees of freedom, and Holm's correction asks the smallest p-value of a
-# claim with m comparisons to lie below 0.05 / m: a strict bar. The verdicts
-# are the rule's, and the rule was fixed before the runs were read.
-# - **C-collapse.** Default (calibrated-teacher) regime: *contradicted*.
-#   KD's student has a lower test NLL than the CE student beyond noise, so
-#   the CE teacher's targets carry something beyond the label; accuracy is
-#   within noise. Overconfident regime: *supported*. The KD student is both
-#   less accurate and worse in NLL than the CE student, beyond noise after
-#   Holm's correction: the memorising teacher's targets collapsed onto its
-#   top class.
-# - **C-shift.** Default regime: *not supported*. No calibrated-target
-#   student changes ECE under corruption beyond noise. Overconfident regime:
-#   *not supported*, holding for KD-TS only. Calibrating the target with a
-#   temperature lowers the mean ECE under corruption beyond noise; CUD-P's
-#   gain excludes zero on its own but not after Holm's correction; full CUD
-#   does not lower it.
-# - **C-cud.** *Not supported* in either regime.
-#   - Default regime: no part holds. Before temperature scaling, full CUD's
-#     student is worse calibrated than KD's (underconfident: the DUS teacher,
-#     chapter 04); after each student's own TS, the rule's measure, the
-#     difference is within noise. Its gain on two-image mixtures and its loss
-#     on the hard slice each exclude zero on their own but fall just short of
-#     Holm's bar.
-#   - Overconfident regime: the accuracy part holds. Full CUD is more accurate
-#     than KD and than the CE student, beyond noise. Calibration after TS,
-#     shift calibration and ambiguity are within noise.
-# - **C-cardinality:** not tested yet. The 183-class glyph batch has one
-#   seed so far (below), and a test needs at least two.
+# Generated from the verdicts and their evidence above
+# (`claims.verdict_sentences`), for the batches this execution read: per
+# claim and regime, the verdict and why; the comparison it rests on most,
+# with its unadjusted 95 % interval and its Holm-adjusted p; and every
+# comparison whose unadjusted interval excludes zero while Holm's
+# correction leaves it within noise: what a reader of the intervals alone
+# would over-read. A claim is supported only where every part holds, so a
+# comparison beyond noise in one part does not carry the claim, and a guard
+# within noise (the method no worse than the labels-only student) is not a
+# gain over it.
 #
-# In short: where the teacher is overconfident, KD from it hurts, and the
-# clearest remedy under shift is calibrating the target (KD-TS), not CUD's
-# own pieces. The one part of C-cud that holds is accuracy in the
-# overconfident regime. On a teacher that is already calibrated, CUD adds
-# underconfidence, which temperature scaling removes.
-#
-# **The long tail (`long-tail-fmnist`, three seeds).** On a 100:1
-# long-tailed training set the CE teacher is overconfident (TS temperature
-# 1.59 on average) and worst where it saw least: on the few-shot classes it
-# is right on 35 % of test images with an ECE of 0.38. Its KD student
-# inherits that and is *worse calibrated on the rare classes than the CE
-# student* (few-shot ECE 0.55 against 0.50), the regime in which CUD's
-# argument applies.
-# - **Verdict: not supported**, for full CUD and for each of CUD-P,
-#   cross-fitted CUD-P and KD-TS. Each claim corrects 24 comparisons
-#   together (few-shot gains against KD, their guards against the CE
-#   student, and no loss on the other class groups or the whole test set),
-#   and every one of them is within noise after Holm's correction. No
-#   student loses beyond noise anywhere; none shows the few-shot gain beyond
-#   noise either.
-# - **Calibration on the rare classes.** Full CUD, CUD-P and cross-fitted
-#   CUD-P lower the few-shot ECE against KD with unadjusted intervals that
-#   exclude zero (full CUD by 0.18 [0.14, 0.22]), but which classes are rare
-#   changes with the seed, and the few-shot NLL and the comparisons against
-#   the CE student are far noisier; none survives the correction.
-# - **Accuracy on the rare classes: within noise.** CUD, CUD-P and
-#   cross-fitted CUD-P are 6 to 8 points more accurate than KD on the
-#   few-shot classes on average, with intervals of about ±11 to ±25 points.
-# - **What does it:** the DUS teacher. On the long tail, unlike the
-#   balanced default regime, DUS has hard training examples to work on: its
-#   few-shot accuracy is 0.44 against the CE teacher's 0.35, and its
-#   few-shot ECE 0.18 against 0.38. DUS + KD alone reaches almost what full
-#   CUD reaches (few-shot ECE 0.36), and W-Clip alone changes little (0.52).
-# - **The price:** on the many-shot classes the CUD-style students are a
-#   little less accurate (0.93 to 0.94 against KD's 0.94) and less well
-#   calibrated (ECE about 0.05 against 0.007), because their targets are
-#   softer everywhere; within noise after the correction, so these do not
-#   sink the verdict.
-#
-# What the machinery already guarantees: every number above comes from a
-# finished run's own tables (no half-written run counts), differences are
-# paired within a seed, and a verdict follows the pre-registered claims.
-#
-# **The glyph batch (`glyphs-central`), seed 0 only: observations, not
-# verdicts.** With one seed no interval exists, so every glyph comparison
-# and C-cardinality are *not tested*; seeds 1 and 2 are still to run
-# (`python -m calibkd.runs run papermill_runs/glyphs-central` resumes).
-# What seed 0 shows, to be confirmed or refuted by the other seeds:
-# - As on Fashion-MNIST, the glyph CE teacher is already calibrated
-#   (chapter 02 on glyphs: T = 0.90), and its students are close together:
-#   test accuracy 0.700 to 0.710, KL to the true posterior 0.29 to 0.34,
-#   within-group uniformity above 0.996 for every student. KD's KL to the
-#   truth (0.294) is below the CE student's (0.340): the teacher's soft
-#   targets do carry the homoglyph ambiguity.
-# - In the overconfident regime, full CUD has the lowest KL to the truth
-#   (0.81 against KD's 0.87 and the CE student's 0.92) and the highest
-#   accuracy among the distilled students except the CE student (0.599 against
-#   KD's 0.591); KD-TS fails here (accuracy 0.509, ECE 0.22): the
-#   validation-fitted temperature over-softens targets on the memorised
-#   subset.
-# - Held-out fonts: students of the calibrated teacher are 0.3 to 3.4
-#   points *more* accurate on the held-out fonts than on new images of the
-#   training fonts, students of the overconfident one 1.5 to 4.3 points less.
-#
-# C-cardinality is then tested over seeds (`claims.cardinality_evidence`:
-# Welch's test of the difference in effect between the two datasets, with
-# Holm's correction over the contrasts of each regime).
-#
+# What the machinery guarantees: every number comes from a finished run's
+# own tables (no half-written run counts), differences are paired within a
+# seed, and a verdict follows the pre-registered claims.
+
+# %%
+from IPython.display import Markdown  # noqa: E402
+
+all_evidence = pd.concat([e for e in every_evidence if not e.empty], ignore_index=True)
+display(Markdown("\n".join(f"- {line}" for line in claims.verdict_sentences(verdicts, all_evidence))))
+
+# %% [markdown]
+# A gain of CUD over KD says little about CUD if other students match it.
+# Where full CUD stands among every student of the main batch, on each
+# column of the table of means above but agreement (generated; means over
+# seeds, not tested against each other):
+
+# %%
+from calibkd.study.findings import as_good_as  # noqa: E402
+
+standing = []
+for regime in regimes:
+    mine = picked[picked["regime"] == regime]
+    passes, why = claims.regime_check_status(table, regime)
+    if not passes:
+        standing.append(f"[{regime}] {why}; the lines below are about this batch's teachers only.")
+    for column in [c for c in shown.values() if c in set(mine["column"]) and c != "agreement"]:
+        values = mine[mine["column"] == column].set_index("model")["mean"]
+        if "cud" in values.index:
+            standing.append(f"[{regime}] " + as_good_as(values, "cud", column, column == "accuracy",
+                                                        seeds=len(seeds)))
+display(Markdown("\n".join(f"- {line}" for line in standing) or "no CUD student in this batch"))
+
+# %% [markdown]
+# Where the glyph batch has one seed, its comparisons above read *not
+# tested*; what its runs show is then an observation, generated below from
+# the batch's means (KL to the truth is not part of any claim; it is shown
+# because only this dataset knows the true label distributions).
+
+# %%
+from calibkd.study.findings import compare, model_name  # noqa: E402
+
+glyph_lines = []
+if finished_runs(glyph_root):
+    test_means = glyph_summary[glyph_summary["where"] == "test"].set_index(["regime", "model", "metric"])["mean"]
+    for regime in glyph_regimes:
+        mean = test_means.loc[regime]
+        passes, why = claims.regime_check_status(glyph_table, regime)
+        if not passes:
+            glyph_lines.append(f"[{regime}] {why}; the observations below are about this run's teacher only.")
+        for a, b, metric, label, higher in (("kd", "ce", "kl_true", "KL to the truth on test", False),
+                                            ("cud", "kd", "kl_true", "KL to the truth on test", False),
+                                            ("cud", "kd", "accuracy", "test accuracy", True)):
+            if (a, metric) in mean.index and (b, metric) in mean.index:
+                glyph_lines.append(f"[{regime}] " + compare(model_name(a), mean[a, metric], model_name(b),
+                                                            mean[b, metric], label, higher, seeds=len(glyph_seeds)))
+display(Markdown("\n".join(f"- {line}" for line in glyph_lines) or "no glyph runs to observe"))
+
+# %% [markdown] tags=["solution"]
 # ## Questions to try
-# 1. With three seeds, t(0.975, 2) = 4.30: an interval is more than four
+# 1. With three seeds, $t_{0.975,\,2} \approx 4.30$: an interval is more than four
 #    standard errors wide. How many seeds would the smallest difference in
 #    the C-cud table need for its interval to exclude zero, if its spread
 #    stayed the same? And how many for its Bonferroni interval (level
@@ -492,7 +467,7 @@ print("correct: the interval includes zero, so this comparison is within noise")
 #    |mean difference| in the C-cud table and its standard deviation s; the
 #    interval excludes zero once t(0.975, n - 1) x s / sqrt(n) < |mean|. Try
 #    n = 3, 4, ... with `scipy.stats.t.ppf(0.975, n - 1)`: since t shrinks
-#    towards 1.96 and sqrt(n) grows, the n needed grows with (s / |mean|)^2.
+#    towards $z_{0.975} \approx 1.96$ and sqrt(n) grows, the n needed grows with (s / |mean|)^2.
 #    For the Bonferroni interval use `scipy.stats.t.ppf(1 - 0.05 / (2 * m), n - 1)`
 #    with m the claim's number of comparisons (column `m` of `evidence`):
 #    a larger quantile, so more seeds.

@@ -231,12 +231,16 @@ def test_calibration_findings_compare_every_variant_with_the_ce_teacher():
     big = pd.DataFrame({("test", "ece"): [0.005, 0.006, 0.05, 0.04, 0.004],
                         ("test", "accuracy"): [0.92, 0.92, 0.91, 0.9, 0.92],
                         ("test", "mean_confidence"): [0.925, 0.92, 0.85, 0.86, 0.923],
-                        ("corrupted (mean)", "ece"): [0.15, 0.14, 0.1, 0.12, 0.16]}, index=variants)
+                        ("corrupted (mean)", "ece"): [0.15, 0.14, 0.1, 0.12, 0.16],
+                        ("corrupted (mean)", "accuracy"): [0.6, 0.6, 0.62, 0.58, 0.61]}, index=variants)
     dark = pd.DataFrame([{"model": v, "split": s, "median non-target mass": 0.01 * (i + 1), "group AUC": 0.9 + 0.01 * i}
                          for i, v in enumerate(variants) for s in ("train", "test")])
     conditions = pd.DataFrame([{"split": "test", "model": v, "C1: confidence on easy": 0.99 - 0.01 * i,
                                 "C2: entropy on hard": 0.5 + 0.1 * i} for i, v in enumerate(["CE", "dus_soft", "ce_finetune"])])
-    text = findings.calibration_findings(big, dark, conditions, dataset_info("fashion_mnist"))
+    text = findings.calibration_findings(big, dark, conditions, dataset_info("fashion_mnist"),
+                                         posthoc={"temperature": (0.206, 0.205), "histogram": (0.206, 0.25)})
+    assert "Post-hoc `histogram`: validation NLL of the CE teacher 0.206 before, 0.250 after (higher: worse" in text
+    assert "The highest accuracy under corruption (mean) is `focal`'s (0.620); the CE teacher's is 0.600." in text
     assert "The lowest test ECE is `ce_finetune`'s (0.004); the CE teacher's is 0.005." in text
     assert "underconfident) for `focal`, `dus_soft`" in text
     assert "garment groups" in text and "above it: `CE + temperature` (0.910)" in text
@@ -245,3 +249,12 @@ def test_calibration_findings_compare_every_variant_with_the_ce_teacher():
     assert "one seed, not tested against seed noise" in text
     glyphs = findings.calibration_findings(big, dark, conditions, GLYPHS)
     assert "homoglyph groups" in glyphs and "garment" not in glyphs
+
+
+def test_as_good_as_lists_every_model_that_matches_or_beats_one():
+    values = {"cud": 2.26, "kd": 2.70, "kd_ls": 1.86, "kd_mixup": 1.80, "kd_focal": 2.28, "ce": 2.2601}
+    text = findings.as_good_as(values, "cud", "mixture NLL", higher_is_better=False, seeds=3)
+    assert text == ("CUD's mixture NLL (2.260): as good or better: `kd_ls` (1.860), `kd_mixup` (1.800), "
+                    "the CE student (2.260); means over seeds, not tested against each other.")
+    assert findings.as_good_as({"cud": 0.9, "kd": 0.8}, "cud", "accuracy", True).endswith(
+        "as good or better: none; one seed, not tested against seed noise.")

@@ -187,6 +187,22 @@ def extreme(values: Mapping[str, float] | pd.Series, label: str, highest: bool =
     return f"the {'highest' if highest else 'lowest'} {label} is {who} ({number(best, digits)})"
 
 
+def as_good_as(values: Mapping[str, float] | pd.Series, model: str, label: str, higher_is_better: bool,
+               seeds: int = 1, digits: int = 3) -> str:
+    """Which other models are at least as good as ``model`` on ``label``
+    (at the shown precision): "CUD's mixture NLL (2.260): as good or better:
+    `kd_ls` (1.860), `kd_mixup` (1.800); one seed, not tested against seed
+    noise." A gain of ``model`` over KD says little when other students
+    match it."""
+    series = pd.Series(values, dtype=float).dropna()
+    mine, shown = series[model], series.round(digits)  # compared at the shown precision
+    better = [k for k in series.index if k != model and
+              (shown[k] >= shown[model] if higher_is_better else shown[k] <= shown[model])]
+    who = ", ".join(f"{model_name(k)} ({number(series[k], digits)})" for k in better) or "none"
+    noise = "means over seeds, not tested against each other" if seeds > 1 else ONE_SEED
+    return f"{possessive(model_name(model))} {label} ({number(mine, digits)}): as good or better: {who}; {noise}."
+
+
 def bullets(lines: Sequence[str], title: str = "") -> str:
     """Markdown: an optional bold title line, then one bullet per line."""
     body = "\n".join(f"- {line}" for line in lines if line)
@@ -301,6 +317,16 @@ def _teacher_shift_lines(shift: pd.DataFrame, names: Sequence[str]) -> list[str]
             lines.append(f"Under corruption, the {name} teacher's accuracy goes from {number(rows[0, 'accuracy'])} "
                          f"(clean) to {number(rows[worst, 'accuracy'])} at severity {worst}, and its ECE from "
                          f"{number(rows[0, 'ece'])} to {number(rows[worst, 'ece'])}.")
+    others = ("clean", "corruption_mean", "hard_slice", "in_distribution")
+    per = shift[(shift.severity == 3) & (shift.metric == "ece") & ~shift.condition.isin(others)
+                & ~shift.condition.str.startswith("mixture")]
+    for name in names:
+        ece = per[per.model == f"teacher ({name})"].set_index("condition")["value"].sort_values(ascending=False)
+        if len(ece) >= 6:
+            top = ", ".join(f"{c} ({number(v)})" for c, v in ece.head(3).items())
+            low = ", ".join(f"{c} ({number(v)})" for c, v in ece.tail(3).items())
+            lines.append(f"At severity 3, the corruptions with the highest ECE for the {name} teacher are {top}; "
+                         f"the lowest, {low}.")
     for condition, metric, label in (("mixture_0.5", "soft_kl", "KL to the soft truth on even two-image mixtures"),
                                      ("hard_slice", "ece", "ECE on the hard slice")):
         values = shift[(shift.condition == condition) & (shift.metric == metric)].set_index("model")["value"]
@@ -336,13 +362,18 @@ def _truth_lines(truth: pd.DataFrame, names: Sequence[str]) -> list[str]:
 # --- chapter 03: the calibrated teachers ---------------------------------------
 
 def calibration_findings(big: pd.DataFrame, dark: pd.DataFrame, conditions: pd.DataFrame, info: DatasetInfo,
-                         reference: str = "CE", control: str = "ce_finetune") -> str:
+                         posthoc: Mapping[str, tuple[float, float]] | None = None, reference: str = "CE") -> str:
     """Chapter 03's findings, one seed. ``big``: one row per teacher variant,
-    columns (split, metric) with splits "test", "train (augmented)" and
-    "corrupted (mean)" and metrics accuracy, ece (mean_confidence where
-    present); ``dark``: model, split, median non-target mass, group AUC;
-    ``conditions``: DUS's C1 and C2 per split and model."""
+    columns (split, metric) with splits "test" and "corrupted (mean)" and
+    metrics accuracy, ece (mean_confidence where present); ``dark``: model,
+    split, median non-target mass, group AUC; ``conditions``: DUS's C1 and
+    C2 per split and model; ``posthoc``: each post-hoc map's validation NLL
+    (before, after) on the ``reference`` teacher."""
     lines = []
+    for name, (before, after) in (posthoc or {}).items():
+        word = {1: "higher: worse", -1: "lower: better", 0: "the same"}[_direction(after, before, 3)]
+        lines.append(f"Post-hoc `{name}`: validation NLL of the {reference} teacher {number(before)} before, "
+                     f"{number(after)} after ({word}; fitted on that same validation split).")
     test_ece = big[("test", "ece")]
     lines.append(capitalized(extreme(test_ece, "test ECE", highest=False, names={reference: f"the {reference} teacher"}))
                  + f"; the {reference} teacher's is {number(test_ece[reference])}.")
@@ -355,8 +386,14 @@ def calibration_findings(big: pd.DataFrame, dark: pd.DataFrame, conditions: pd.D
     worse = [v for v in test_ece.index if v != reference and _direction(test_ece[v], test_ece[reference], 3) > 0]
     lines.append(f"Higher test ECE than the {reference} teacher: {_names(worse)}.")
     if ("corrupted (mean)", "ece") in big.columns:
+        named = {reference: f"the {reference} teacher"}
         lines.append(capitalized(extreme(big[("corrupted (mean)", "ece")], "ECE under corruption (mean)",
-                                         highest=False, names={reference: f"the {reference} teacher"})) + ".")
+                                         highest=False, names=named))
+                     + f"; the {reference} teacher's is {number(big.loc[reference, ('corrupted (mean)', 'ece')])}.")
+        lines.append(capitalized(extreme(big[("corrupted (mean)", "accuracy")], "accuracy under corruption (mean)",
+                                         names=named))
+                     + f"; the {reference} teacher's is "
+                       f"{number(big.loc[reference, ('corrupted (mean)', 'accuracy')])}.")
     mass = dark[dark.split == "train"].set_index("model")["median non-target mass"]
     lines.append(capitalized(extreme(mass, "median non-target mass on training inputs",
                                      names={reference: f"the {reference} teacher"}))
