@@ -147,3 +147,11 @@ def test_diagnosis_on_glyphs_compares_soft_outputs_with_the_truth(tmp_path, monk
     assert (tmp_path / "figures" / "02_truth.png").is_file()
     shift = pd.read_csv(tmp_path / "shift_02.csv")  # held-out fonts against new images of the training fonts
     assert {"clean", "in_distribution"} <= set(shift.condition)
+    # its generated findings speak of this run: homoglyph groups, one teacher, its own temperature
+    executed = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    cell = next(c for c in executed.cells if c.cell_type == "code" and "teacher_findings(" in c.source)
+    findings = "".join(o.get("data", {}).get("text/markdown", "") for o in cell.outputs)
+    assert "homoglyph groups" in findings and "garment" not in findings
+    assert "Teacher **default**" in findings and "overconfident teacher" not in findings
+    temperature = pd.read_csv(tmp_path / "metrics_02.csv").query("metric == 'ts_temperature'").value.iloc[0]
+    assert f"T = {temperature:.2f}" in findings
