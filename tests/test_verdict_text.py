@@ -1,0 +1,88 @@
+"""Verdicts in words (calibkd.runs.claims): the comparison a verdict rests on,
+its sentence, the README's verdict table and the command that writes it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibkd.errors import ConfigError
+from calibkd.runs import claims
+
+M = "\u2212"
+
+
+def evidence_row(comparison: str, role: str, outcome: str, difference: float, low: float, high: float,
+                 p_holm: float, n: int = 3, claim: str = "C-cud", regime: str = "default") -> dict:
+    return {"claim": claim, "regime": regime, "part": "p", "role": role, "comparison": comparison, "metric": "ece",
+            "where": "test", "n": n, "difference": difference, "ci_low": low, "ci_high": high, "p_holm": p_holm,
+            "outcome": outcome}
+
+
+EVIDENCE = pd.DataFrame([
+    evidence_row("cud - kd", "primary", "within noise", -0.02, -0.05, 0.01, 0.20),
+    evidence_row("cud - kd", "primary", "within noise", -0.03, -0.05, -0.01, 0.08),  # excludes zero, not after Holm
+    evidence_row("cud - ce", "guard", "contradicts", 0.04, 0.03, 0.05, 0.01),
+])
+
+
+def test_a_comparison_in_words_has_its_interval_and_holm_p():
+    assert claims.comparison_text(EVIDENCE.iloc[0]) == \
+        f"cud {M} kd, ece at test: {M}0.0200 [{M}0.0500, +0.0100], Holm p 0.2000, 3 seeds"
+    one = pd.Series(evidence_row("cud - kd", "primary", "not tested", 0.01, np.nan, np.nan, np.nan, n=1))
+    assert claims.comparison_text(one) == f"cud {M} kd, ece at test: +0.0100, 1 seed, no interval"
+
+
+def test_the_key_comparison_is_what_sank_the_claim_else_the_strongest_primary():
+    assert claims.key_comparison(EVIDENCE)["comparison"] == "cud - ce"  # the contradicting guard
+    primaries = EVIDENCE.iloc[:2]
+    assert claims.key_comparison(primaries)["p_holm"] == 0.08
+    assert claims.key_comparison(EVIDENCE.iloc[0:0]) is None
+
+
+def test_verdict_sentences_name_the_intervals_a_reader_would_over_read():
+    verdicts = pd.DataFrame([{"claim": "C-cud", "regime": "default", "verdict": "not supported",
+                              "detail": "worse than the CE student"}])
+    line, = claims.verdict_sentences(verdicts, EVIDENCE)
+    assert line.startswith("**C-cud** [default]: *not supported: worse than the CE student*. Key comparison: cud")
+    assert f"within noise after Holm's correction: cud {M} kd, ece at test: {M}0.0300" in line
+    assert f"{M}0.0200" not in line  # an interval across zero is not listed
+
+
+def test_compact_says_a_shared_reason_once():
+    assert claims._compact("fails for a (within noise), b (within noise)") == "fails for a, b (all within noise)"
+    assert claims._compact("holds for x; fails for a (within noise), b (the opposite beyond noise)") == \
+        "holds for x; fails for a (within noise), b (the opposite beyond noise)"
+
+
+def test_the_readme_table_merges_rows_that_differ_only_in_regime_or_claim():
+    verdicts = pd.DataFrame([
+        {"claim": c, "regime": r, "verdict": "not tested", "detail": "fewer than 2 seeds", "data": "glyphs, 1 seed",
+         "key interval": "fewer than 2 seeds"} for c in ("C-shift (glyphs)", "C-cud (glyphs)") for r in ("default",)]
+        + [{"claim": "C-cud", "regime": "default", "verdict": "not supported", "data": "fashion_mnist, 3 seeds",
+            "detail": "fails for a (within noise), b (within noise)", "key interval": "cud − kd: ..."}])
+    table = claims.readme_table(verdicts).splitlines()
+    assert table[0] == "| claim | regime, data | verdict | key interval |"
+    assert table[2] == "| C-shift (glyphs); C-cud (glyphs) | default; glyphs, 1 seed | not tested | fewer than 2 seeds |"
+    assert table[3] == ("| C-cud | default; fashion_mnist, 3 seeds | not supported: fails for a, b (all within noise) "
+                        "| cud − kd: ... |")
+
+
+def test_the_readme_block_is_replaced_between_its_markers_only():
+    text = f"intro\n{claims.README_START}\nold\n{claims.README_END}\nrest\n"
+    assert claims.replace_readme_table(text, "new") == f"intro\n{claims.README_START}\nnew\n{claims.README_END}\nrest\n"
+    with pytest.raises(ConfigError, match="no <!-- verdicts:start -->"):
+        claims.replace_readme_table("no markers", "new")
+
+
+def test_the_readme_command_writes_then_checks(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{claims.README_START}\n{claims.README_END}\n")
+    assert claims.readme_main(["--readme", str(readme), "--check"]) == 1
+    assert claims.readme_main(["--readme", str(readme)]) == 0
+    assert "| C-collapse | default;" in readme.read_text()
+    assert claims.readme_main(["--readme", str(readme), "--check"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    readme.write_text("no markers")
+    assert claims.readme_main(["--readme", str(readme)]) == 2
