@@ -107,8 +107,7 @@ def config_values() -> set[float]:
     """Every number in the tables of ``calibkd.config`` and its submodules,
     with the metrics' default bin count, the corruption suite's size and
     severities, and the decision rule's family-wise alpha and interval level."""
-    import calibkd.config as config
-    from calibkd import metrics
+    from calibkd import config, metrics
     from calibkd.evaluation.corruptions import CORRUPTIONS, SEVERITIES
     from calibkd.runs.claims import FAMILY_ALPHA
     from calibkd.runs.results import summarize

@@ -9,6 +9,6 @@ if sys.argv[1:2] == ["readme-table"]:
 
     sys.exit(readme_main(sys.argv[2:]))
 
-from calibkd.runs.runner import main  # noqa: E402
+from calibkd.runs.runner import main
 
 sys.exit(main())

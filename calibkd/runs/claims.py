@@ -746,7 +746,7 @@ def _short_reason(verdict: str, detail: str) -> str:
     marker = " (the comparisons alone: "
     if marker in detail:
         why, alone = detail.split(marker, 1)
-        return f"{why.split(':', 1)[0]}; the comparisons alone: {alone[:-1] if alone.endswith(')') else alone}"
+        return f"{why.split(':', 1)[0]}; the comparisons alone: {alone.removesuffix(')')}"
     return detail or verdict
 
 

@@ -441,8 +441,8 @@ def student_findings(tables: Mapping[str, pd.DataFrame], checks: pd.DataFrame,
     classes. ``tables``: chapter 04's summary tables by regime; ``checks``:
     the regime check (index regime); ``groups``: per-group scores by regime
     (columns (metric, group)). Only the regimes of ``tables`` are discussed."""
-    out = [f"*{capitalized(ONE_SEED)}: these are observations of this run, not verdicts (chapter 05 tests them "
-           "over seeds).*"]
+    out = [(f"*{capitalized(ONE_SEED)}: these are observations of this run, not verdicts (chapter 05 tests them "
+            "over seeds).*")]
     for regime, frame in tables.items():
         lines = []
         if regime in checks.index:
