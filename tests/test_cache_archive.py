@@ -113,3 +113,12 @@ def test_committed_batches_keep_their_definitions(batch):
     loaded = load_batch(batch)
     assert loaded.definition_hash == read_record(loaded.root)["hash"]
     assert "train_missing" in loaded.runs[0].parameters  # still passed to the run, just not part of its id
+
+
+def test_a_parameter_added_later_leaves_run_ids_alone_at_its_absent_value():
+    from calibkd.config.parameters import ABSENT_DEFAULTS, result_identity
+
+    params = {"profile": "default", "seed": 0}
+    for name, absent in ABSENT_DEFAULTS.items():
+        assert result_identity({**params, name: absent}) == params
+        assert result_identity({**params, name: "run"}) != params  # set, it is part of the identity

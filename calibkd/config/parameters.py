@@ -102,9 +102,18 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
 RESULT_NEUTRAL_PARAMETERS = ("train_missing",)
 
 
+#: Parameters added after runs were recorded, with the value at which a
+#: notebook does exactly what it did before they existed: at that value they
+#: are left out of run ids and batch definitions, so adding one does not
+#: orphan the committed runs (as optional settings are left out of cache keys).
+ABSENT_DEFAULTS: dict[str, Any] = {"tuning": ""}
+
+
 def result_identity(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The parameters that identify a run's results (``RESULT_NEUTRAL_PARAMETERS`` left out)."""
-    return {k: v for k, v in params.items() if k not in RESULT_NEUTRAL_PARAMETERS}
+    """The parameters that identify a run's results: ``RESULT_NEUTRAL_PARAMETERS``
+    left out, and ``ABSENT_DEFAULTS`` at their absent value."""
+    return {k: v for k, v in params.items()
+            if k not in RESULT_NEUTRAL_PARAMETERS and not (k in ABSENT_DEFAULTS and v == ABSENT_DEFAULTS[k])}
 
 #: The parameters each notebook declares in its ``parameters`` cell (a test
 #: keeps this in step with the notebooks). Anything else papermill injects is
