@@ -85,7 +85,7 @@ def test_smoke_study_writes_notebooks_figures_and_metrics_and_repeats(tmp_path):
     figures = {p.stem for p in (first / "figures").glob("*.png")}
     assert {"01_training_curves", "02_reliability", "02_class_similarity", "02_dark_knowledge",
             "02_corruption_examples", "02_shift_curves", "03_reliability_test", "03_non_target_mass_train",
-            "04_accuracy_vs_ece", "04_reliability", "04_shift_curves", "04_regimes", "04_sensitivity",
+            "04_accuracy_vs_ece", "04_reliability", "04_shift_curves", "04_regimes",
             "05_bars", "05_accuracy_vs_ece", "05_shift_severity", "05_long_tail"} <= figures
     metrics = pd.read_csv(first / "metrics.csv")
     training = [n for n in NOTEBOOKS if n != "05_results"]  # 05 trains nothing: it reads a batch
