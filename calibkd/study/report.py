@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from calibkd import metrics
-from calibkd.config import LOSS_DEFAULTS, STUDENT_METHODS
+from calibkd.config import LOSS_DEFAULTS, STUDENT_METHODS, TrainConfig
 from calibkd.data.augment import training_views
 from calibkd.data.splits import DataSplits, Split
 from calibkd.data.subsets import training_examples
@@ -63,10 +63,14 @@ def student_views(stage: StudentStage, sample_size: int, seed: int, data: DataSp
     the stage's) as its students see them: one seeded augmented view each, or
     the clean examples where the student recipe does not augment (the
     overconfident regime)."""
-    data = stage.data if data is None else data
-    train = stage.recipe.train
+    return _views_of(stage.data if data is None else data, stage.recipe.train, sample_size, seed, seed + 100)
+
+
+def _views_of(data: DataSplits, train: TrainConfig, sample_size: int, seed: int, view_seed: int) -> Split:
+    """A seeded sample of the training examples of ``train``, as a model
+    trained with it sees them (augmented with ``view_seed``, or not)."""
     sample = training_examples(data, train).subset(sample_size, seed)
-    return training_views(sample, data.info, train.augment, seed + 100)
+    return training_views(sample, data.info, train.augment, view_seed)
 
 
 def regime_check(stage: StudentStage, sample_size: int = 10_000, seed: int = 0, dus: bool = True) -> pd.DataFrame:
@@ -95,8 +99,7 @@ def regime_check(stage: StudentStage, sample_size: int = 10_000, seed: int = 0, 
         teacher = stage.teacher("dus")
         train = teacher.recipe.train
         settings = dict(LOSS_DEFAULTS["dus"]) | dict(train.loss_params)
-        sample = training_examples(stage.data, train).subset(sample_size, seed)
-        tuning = training_views(sample, stage.data.info, train.augment, seed + 200)
+        tuning = _views_of(stage.data, train, sample_size, seed, seed + 200)
         tuning_labels = tuning.labels.cpu()
         row.update({
             "DUS gate rate (before)": gate_rate(predict_logits(ce.model, tuning.images), tuning_labels, settings),
