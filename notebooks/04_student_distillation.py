@@ -58,8 +58,6 @@ if importlib.util.find_spec("calibkd") is None:
     importlib.invalidate_caches()
 
 # %%
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import display
 
@@ -80,7 +78,7 @@ from calibkd.study.report import (
     teacher_table,
     tidy,
 )
-from calibkd.study.tuning import TUNING_TABLE, choices_from_table, read_tuning, train_tuned, tune
+from calibkd.study.tuning import TUNING_TABLE, batch_choices, train_tuned, tune
 from calibkd.training.stage import sweep_baseline, sweep_methods
 
 plots.set_style()
@@ -213,16 +211,13 @@ check_scores = pd.concat([tidy(checks.loc[[r]].drop(columns=["student views", "c
 # used as they are.
 
 # %%
-from calibkd.paths import PROJECT_ROOT  # noqa: E402
-
 tuning_trials, choices = [], {}
 for regime in regimes:
     if tuning == "run":
         trials, choices[regime] = tune(stages[regime])
         tuning_trials.append(trials.assign(regime=regime, dataset=dataset, profile=profile))
     elif tuning:
-        folder = Path(tuning) if Path(tuning).is_absolute() else PROJECT_ROOT / "papermill_runs" / tuning
-        choices[regime] = choices_from_table(read_tuning(folder, dataset, profile, regime))
+        choices[regime] = batch_choices(tuning, dataset, profile, regime)
     else:
         choices[regime] = {}
     print(f"{regime}: {choices[regime] or 'the config settings (not tuned)'}")

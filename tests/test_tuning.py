@@ -54,3 +54,29 @@ def test_a_tiny_tuning_run_picks_the_lowest_validation_nll_and_the_table_gives_i
         assert best.chosen and chosen[family] == {k: float(best[k]) for k in chosen[family]}
     assert ("dus_soft", {"lambda_h": 0.3}) in asked  # a new DUS teacher per lambda_H
     assert choices_from_table(table, grids) == chosen
+
+
+def _tuning_run(folder, name: str, status: str, code: str, regime: str = "default") -> None:
+    import json
+
+    import pandas as pd
+
+    run = folder / "runs" / name
+    run.mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"run_id": name, "status": status}))
+    (run / "provenance.json").write_text(json.dumps({"code_version": code}))
+    pd.DataFrame([{"grid": "kd", "configuration": "T=2", "nll": 0.3, "dataset": "fashion_mnist",
+                   "profile": "default", "regime": regime}]).to_csv(run / "tuning_04.csv", index=False)
+
+
+def test_tuning_choices_come_only_from_finished_runs_of_the_same_training_code(tmp_path):
+    from calibkd.study.tuning import read_tuning
+
+    _tuning_run(tmp_path, "04-seed0", "finished", "abc")
+    _tuning_run(tmp_path, "04-seed1", "failed", "abc")  # stopped half-way: not read
+    table = read_tuning(tmp_path, "fashion_mnist", "default", "default", code="abc")
+    assert len(table) == 1
+    with pytest.raises(ConfigError, match="no finished tuning runs.*regime 'long_tail'.*calibkd.runs run"):
+        read_tuning(tmp_path, "fashion_mnist", "default", "long_tail", code="abc")
+    with pytest.raises(ConfigError, match=r"other training code.*04-seed0 \(code abc\)"):
+        read_tuning(tmp_path, "fashion_mnist", "default", "default", code="xyz")

@@ -11,6 +11,7 @@ values applied, so that a comparison uses tuned baselines and a tuned CUD.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +30,8 @@ from calibkd.config.tuning import (
 )
 from calibkd.errors import ConfigError
 from calibkd.nn.inference import predict_logits
+from calibkd.paths import PROJECT_ROOT
+from calibkd.training.code_version import code_version
 from calibkd.training.stage import StudentResult, StudentStage
 
 #: The name of the table chapter 04 writes its tuning trials to.
@@ -119,14 +122,46 @@ def choices_from_table(table: pd.DataFrame, grids: Mapping[str, TuningGrid] = TU
     return chosen
 
 
-def read_tuning(folder: Path, dataset: str, profile: str, regime: str) -> pd.DataFrame:
-    """The tuning trials of one dataset, profile and regime in a batch folder
-    (its finished runs' ``tuning_04.csv``); a clear error when there are none."""
-    tables = [pd.read_csv(path) for path in sorted(Path(folder).glob(f"runs/*/{TUNING_TABLE}.csv"))]
+def read_tuning(folder: Path, dataset: str, profile: str, regime: str, code: str | None = None) -> pd.DataFrame:
+    """The tuning trials of one dataset, profile and regime in a batch folder:
+    its *finished* runs' ``tuning_04.csv`` (a run that stopped half-way is
+    not read). With ``code`` (a ``code_version()``), every such run must have
+    been made by that training code: choices tuned on other code are refused,
+    not silently reused. A clear error when nothing is left."""
+    tables, stale = [], []
+    for run in sorted(Path(folder).glob("runs/*/")):
+        path, record = run / f"{TUNING_TABLE}.csv", _json(run / "run.json")
+        if not path.is_file() or record.get("status") != "finished":
+            continue
+        made_by = _json(run / "provenance.json").get("code_version")
+        if code is not None and made_by != code:
+            stale.append(f"{run.name} (code {made_by})")
+            continue
+        tables.append(pd.read_csv(path))
+    if stale:
+        raise ConfigError(f"tuning runs in {folder} were made by other training code than this run's ({code}): "
+                          f"{', '.join(stale)}; rerun them: delete those run folders and run "
+                          f"python -m calibkd.runs run {folder}")
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if not table.empty:
         table = table[(table["dataset"] == dataset) & (table["profile"] == profile) & (table["regime"] == regime)]
     if table.empty:
-        raise ConfigError(f"no tuning runs for dataset {dataset!r}, profile {profile!r}, regime {regime!r} in "
-                          f"{folder}; run its batch first: python -m calibkd.runs run {folder}")
+        raise ConfigError(f"no finished tuning runs for dataset {dataset!r}, profile {profile!r}, regime "
+                          f"{regime!r} in {folder}; run its batch first: python -m calibkd.runs run {folder}")
     return table
+
+
+def batch_choices(tuning: str, dataset: str, profile: str, regime: str) -> dict[str, dict[str, Any]]:
+    """The choices of tuning batch ``tuning`` (a folder, or a batch name under
+    ``papermill_runs/``) for one dataset, profile and regime, read from its
+    finished runs made by this process's training code."""
+    folder = Path(tuning) if Path(tuning).is_absolute() else PROJECT_ROOT / "papermill_runs" / tuning
+    return choices_from_table(read_tuning(folder, dataset, profile, regime, code=code_version()))
+
+
+def _json(path: Path) -> dict[str, Any]:
+    """A run's JSON record, or ``{}`` when it is missing or unreadable (a run being written)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
