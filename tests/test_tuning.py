@@ -65,7 +65,7 @@ def _tuning_run(folder, name: str, status: str, code: str, regime: str = "defaul
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"run_id": name, "status": status}))
     (run / "provenance.json").write_text(json.dumps({"code_version": code}))
-    pd.DataFrame([{"grid": "kd", "configuration": "T=2", "nll": 0.3, "dataset": "fashion_mnist",
+    pd.DataFrame([{"grid": "kd", "configuration": "kd[alpha=0.5,temperature=2]", "nll": 0.3, "dataset": "fashion_mnist",
                    "profile": "default", "regime": regime}]).to_csv(run / "tuning_04.csv", index=False)
 
 
@@ -80,3 +80,21 @@ def test_tuning_choices_come_only_from_finished_runs_of_the_same_training_code(t
         read_tuning(tmp_path, "fashion_mnist", "default", "long_tail", code="abc")
     with pytest.raises(ConfigError, match=r"other training code.*04-seed0 \(code abc\)"):
         read_tuning(tmp_path, "fashion_mnist", "default", "default", code="xyz")
+
+
+def test_the_sensitivity_table_marks_the_configuration_each_regime_chose(tmp_path):
+    import pandas as pd
+
+    from calibkd.study.tuning import finished_trials, sensitivity
+
+    _tuning_run(tmp_path, "04-seed0", "finished", "abc")
+    extra = tmp_path / "runs" / "04-seed0" / "tuning_04.csv"
+    pd.concat([pd.read_csv(extra), pd.DataFrame([
+        {"grid": "kd", "configuration": "kd[alpha=0.5,temperature=4]", "nll": 0.2, "dataset": "fashion_mnist", "profile": "default",
+         "regime": "default"},
+        {"grid": "kd", "configuration": "kd[alpha=0.5,temperature=4]", "nll": 0.5, "dataset": "fashion_mnist", "profile": "default",
+         "regime": "overconfident"}])]).to_csv(extra, index=False)
+    table = sensitivity(finished_trials(tmp_path)).set_index(["regime", "configuration"])
+    assert table.loc[("default", "kd[alpha=0.5,temperature=4]"), "chosen"] and not table.loc[("default", "kd[alpha=0.5,temperature=2]"), "chosen"]
+    assert table.loc[("overconfident", "kd[alpha=0.5,temperature=4]"), "chosen"]  # the only one tried there
+    assert table.loc[("default", "kd[alpha=0.5,temperature=2]"), "nll"] == 0.3

@@ -122,12 +122,11 @@ def choices_from_table(table: pd.DataFrame, grids: Mapping[str, TuningGrid] = TU
     return chosen
 
 
-def read_tuning(folder: Path, dataset: str, profile: str, regime: str, code: str | None = None) -> pd.DataFrame:
-    """The tuning trials of one dataset, profile and regime in a batch folder:
-    its *finished* runs' ``tuning_04.csv`` (a run that stopped half-way is
-    not read). With ``code`` (a ``code_version()``), every such run must have
-    been made by that training code: choices tuned on other code are refused,
-    not silently reused. A clear error when nothing is left."""
+def finished_trials(folder: Path, code: str | None = None) -> pd.DataFrame:
+    """Every trial of a tuning batch: its *finished* runs' ``tuning_04.csv``
+    stacked (a run that stopped half-way is not read). With ``code`` (a
+    ``code_version()``), every such run must have been made by that training
+    code: choices tuned on other code are refused, not silently reused."""
     tables, stale = [], []
     for run in sorted(Path(folder).glob("runs/*/")):
         path, record = run / f"{TUNING_TABLE}.csv", _json(run / "run.json")
@@ -137,17 +136,38 @@ def read_tuning(folder: Path, dataset: str, profile: str, regime: str, code: str
         if code is not None and made_by != code:
             stale.append(f"{run.name} (code {made_by})")
             continue
-        tables.append(pd.read_csv(path))
+        tables.append(pd.read_csv(path).assign(run_id=run.name))
     if stale:
         raise ConfigError(f"tuning runs in {folder} were made by other training code than this run's ({code}): "
                           f"{', '.join(stale)}; rerun them: delete those run folders and run "
                           f"python -m calibkd.runs run {folder}")
-    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def read_tuning(folder: Path, dataset: str, profile: str, regime: str, code: str | None = None) -> pd.DataFrame:
+    """The trials of one dataset, profile and regime in tuning batch
+    ``folder`` (``finished_trials``); a clear error when there are none."""
+    table = finished_trials(folder, code)
     if not table.empty:
         table = table[(table["dataset"] == dataset) & (table["profile"] == profile) & (table["regime"] == regime)]
     if table.empty:
         raise ConfigError(f"no finished tuning runs for dataset {dataset!r}, profile {profile!r}, regime "
                           f"{regime!r} in {folder}; run its batch first: python -m calibkd.runs run {folder}")
+    return table
+
+
+def sensitivity(trials: pd.DataFrame) -> pd.DataFrame:
+    """The tuning trials as the sensitivity table: per dataset, regime and
+    grid, each configuration's validation scores (mean over the runs that
+    tried it) and whether it was chosen (``choices_from_table``'s rule)."""
+    keys = ["dataset", "regime", "grid", "configuration"]
+    scores = [m for m in ("accuracy", "nll", "ece") if m in trials.columns]
+    table = trials.groupby(keys, sort=False)[scores].mean().reset_index()
+    chosen = set()
+    for (dataset, regime), rows in trials.groupby(["dataset", "regime"], sort=False):
+        for family, config in choices_from_table(rows).items():
+            chosen.add((dataset, regime, family, choice_label(family, config)))
+    table["chosen"] = [tuple(row) in chosen for row in table[keys].itertuples(index=False)]
     return table
 
 

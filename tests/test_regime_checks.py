@@ -1,0 +1,34 @@
+"""A batch's regime checks summarised per regime, beside its verdicts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from calibkd.runs import claims
+from calibkd.runs.regime_checks import regime_checks
+
+
+def _checks(regime: str, values: dict[str, list[float]]) -> pd.DataFrame:
+    return pd.DataFrame([{"run_id": f"r{seed}", "seed": seed, "notebook": "04_student_distillation",
+                          "regime": regime, "split": "regime check", "model": "teacher", "metric": metric,
+                          "value": value}
+                         for metric, per_seed in values.items() for seed, value in enumerate(per_seed)])
+
+
+def test_each_regime_shows_its_checks_over_seeds_and_whether_the_requirement_holds():
+    raw = pd.concat([
+        _checks("overconfident", {"TS temperature": [2.3, 2.5, 2.4], "teacher accuracy (views)": [1.0, 0.999, 1.0],
+                                  "overconfident": [1.0, 0.0, 1.0]}),
+        _checks("default", {"TS temperature": [1.01, 0.99, 1.0], "overconfident": [0.0, 0.0, 0.0]}),
+    ], ignore_index=True)
+    shown = regime_checks(claims.batch_table(raw))
+    assert list(shown.index) == ["overconfident", "default"]
+    assert shown.loc["overconfident", "TS temperature"] == "2.400 [2.300, 2.500]"
+    assert shown.loc["overconfident", "runs"] == 3
+    assert shown.loc["overconfident", "requires"] == "overconfident"
+    assert shown.loc["overconfident", "check"].startswith("fails:") and "1 of 3 runs" in shown.loc["overconfident", "check"]
+    assert shown.loc["default", "check"] == "passes" and shown.loc["default", "requires"] == ""
+    assert "DUS gate rate (before)" not in shown.columns  # not recorded: not invented
+    one = regime_checks(claims.batch_table(_checks("default", {"TS temperature": [1.01]})))
+    assert one.loc["default", "TS temperature"] == "1.010"
+    assert regime_checks(claims.batch_table(_checks("default", {}).reindex(columns=raw.columns))).empty
