@@ -3,7 +3,9 @@
 #   make test    the same set-up, then unit tests, notebook smoke runs and nbval checks
 # Course material (docs/course.md):
 #   make student-edition   the student edition of every chapter, into course/student/
-#   make site              the static site of the executed notebooks, into site/
+#   make site              the student and the instructor site, into site/student/ and site/instructor/
+#   Course targets install nothing and use no network: they need the environment
+#   `make setup` makes (or PY=<a python with calibkd[course] installed>).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -71,7 +73,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt torch torchvision
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,course]"
 	touch $(STAMP)
 
 # The glyph tests need four small font packages (about 13 MB; apt-get, as
@@ -109,8 +111,12 @@ browser:
 		$(APT_BROWSER) || { apt-get update -q >/dev/null && $(APT_BROWSER); }; \
 	else echo "chromium is missing and this is not root: the site's browser test will be skipped"; fi
 
-student-edition: setup
+COURSE_ENV = @test -x "$$(command -v $(PY))" || { echo "no Python at $(PY): run 'make setup' once (it installs calibkd with its course extra; needs PyPI), or pass PY=<a python with calibkd[course]>" >&2; exit 2; }
+
+student-edition:
+	$(COURSE_ENV)
 	$(PY) -m calibkd.course.editions
 
-site: setup
+site:
+	$(COURSE_ENV)
 	$(PY) -m calibkd.course.site build

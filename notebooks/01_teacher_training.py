@@ -188,17 +188,18 @@ toy_probs = torch.tensor([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.6, 0.3, 0.1],
 toy_labels = torch.tensor([0, 1, 0, 1, 2, 0])
 display(pd.DataFrame({"confidence": toy_probs.max(1).values, "predicted": toy_probs.argmax(1), "label": toy_labels}))
 
-# %% tags=["solution"]
+# %% nbgrader={"grade": false, "grade_id": "ch01-exercise", "locked": false, "schema_version": 3, "solution": true}
 # Set `ece_by_hand` to the ECE of the toy table, computed by hand: put each row
 # in its bin by confidence, then for each bin take its share of the rows, its
 # mean confidence and its accuracy (plain arithmetic is the point here).
-# --- solution ---
+### BEGIN SOLUTION
 # bin [2/3, 1]: confidences 0.9, 0.8, 0.7 -> mean 0.8; rows 0 and 5 right, row 1 wrong -> accuracy 2/3
 # bin [1/3, 2/3): confidences 0.6, 0.5, 0.4 -> mean 0.5; only row 2 right -> accuracy 1/3
 # bin [0, 1/3): empty, it adds nothing
 ece_by_hand = 3 / 6 * abs(0.8 - 2 / 3) + 3 / 6 * abs(0.5 - 1 / 3)
+### END SOLUTION
 
-# %% tags=["check"]
+# %% nbgrader={"grade": true, "grade_id": "ch01-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 assert abs(ece_by_hand - metrics.ece(toy_probs, toy_labels, n_bins=3)) < 1e-9, \
     "not what calibkd.metrics computes: recheck which bin each row falls in and which rows are right"
 print(f"correct: ECE = {ece_by_hand:.4f}; both bins are overconfident (mean confidence above accuracy)")
@@ -218,7 +219,7 @@ for name, history in histories.items():
           f"{last['test_nll']:.3f} at the end; test ECE {last['test_ece']:.3f}; "
           f"train accuracy {last['train_acc']:.3f} vs test {last['test_acc']:.3f}")
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] nbgrader={"grade": true, "grade_id": "ch01-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}
 # In the committed default run, the regularised teacher stays close to
 # calibrated: its training and test NLL fall together and its test ECE stays
 # small, as brief section 3b warned. The overconfident recipe drives its
@@ -240,7 +241,7 @@ for name, history in histories.items():
 # 3. The overconfident recipe changes three things at once (no augmentation,
 #    no weight decay, a 10k subset). Which one matters most for its ECE?
 #
-# <!-- solution -->
+# <!-- BEGIN SOLUTION -->
 #
 # ### Worked answers
 #
@@ -264,3 +265,5 @@ for name, history in histories.items():
 #    `ctx.trained(variant)` (the cache keys on the parameters) and compare their test ECE with
 #    `metrics.ece`. Change one factor at a time, with the same seed, so the
 #    difference is attributable.
+#
+# <!-- END SOLUTION -->

@@ -453,10 +453,10 @@ toy_logits = 1.5 * torch.randn(4000, 5, generator=toy_generator, dtype=torch.flo
 toy_labels = torch.multinomial(torch.softmax(toy_logits, 1), 1, generator=toy_generator).squeeze(1)
 model_logits = 3 * toy_logits  # the model's outputs: the calibrated logits, three times too large
 
-# %% tags=["solution"]
+# %% nbgrader={"grade": false, "grade_id": "ch02-exercise", "locked": false, "schema_version": 3, "solution": true}
 # Set `t_by_hand` (a float: the grid T with the lowest NLL of softmax(model_logits / T))
 # and `toy_verdict` ("overconfident" or "underconfident").
-# --- solution ---
+### BEGIN SOLUTION
 grid = torch.linspace(0.5, 6.0, 1101, dtype=torch.float64)
 nll_on_grid = torch.stack([torch.nn.functional.cross_entropy(model_logits / t, toy_labels) for t in grid])
 t_by_hand = float(grid[nll_on_grid.argmin()])
@@ -465,11 +465,14 @@ t_by_hand = float(grid[nll_on_grid.argmin()])
 # undoes the factor the logits were inflated by.
 toy_verdict = "overconfident" if t_by_hand > 1 else "underconfident"
 print(f"T = {t_by_hand:.3f}: {toy_verdict}")
+### END SOLUTION
 
-# %% tags=["check"]
+# %% nbgrader={"grade": true, "grade_id": "ch02-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 fitted = calibration.fit_temperature(model_logits, toy_labels)
-assert abs(t_by_hand - fitted) < 0.02, f"your T = {t_by_hand:.3f}, calibration.fit_temperature gives {fitted:.3f}"
-assert toy_verdict == ("overconfident" if fitted > 1 else "underconfident"), "T > 1 means the model was overconfident"
+assert abs(t_by_hand - fitted) < 0.02, \
+    "your T is not where the NLL is lowest: divide the logits by T (not multiply), and search the whole grid"
+assert toy_verdict == ("overconfident" if fitted > 1 else "underconfident"), \
+    "the verdict does not follow from T: does dividing by your T soften or sharpen the probabilities?"
 print(f"correct: T = {fitted:.3f} > 1, log T = {torch.tensor(fitted).log().item():.3f} > 0: the model was overconfident")
 
 # %% [markdown]
@@ -499,7 +502,7 @@ median_non_target = spread.groupby(["teacher", "split"])["non-target mass"].medi
 display(Markdown(teacher_findings(table, temperatures, recovery, checks, info, median_non_target, shift=shift_table,
                                   truth=truth_table if ctx.data.known_posterior else None)))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] nbgrader={"grade": true, "grade_id": "ch02-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}
 # ## Questions to try
 # 1. Compute ECE with 5 and with 30 bins for the overconfident teacher on
 #    test data. How much does the number move, and why must a paper name its
@@ -513,7 +516,7 @@ display(Markdown(teacher_findings(table, temperatures, recovery, checks, info, m
 #    apply it to the corrupted test set. How much of the ECE under shift does
 #    it remove, and what does it cost on clean data?
 #
-# <!-- solution -->
+# <!-- BEGIN SOLUTION -->
 #
 # ### Worked answers
 #
@@ -545,3 +548,5 @@ display(Markdown(teacher_findings(table, temperatures, recovery, checks, info, m
 #    a larger T than on clean validation data: it should remove much of the
 #    ECE under shift and push clean predictions towards underconfidence, the
 #    price of fitting for another distribution. The two ECEs say how much.
+#
+# <!-- END SOLUTION -->

@@ -327,10 +327,10 @@ ls_target = torch.nn.functional.one_hot(toy_labels, 4).double() * (1 - eps) + ep
 ls_probs = (ce_probs + ls_target) / 2
 within_pairs, across_pairs = [(0, 1), (2, 3)], [(0, 2), (0, 3), (1, 2), (1, 3)]
 
-# %% tags=["solution"]
+# %% nbgrader={"grade": false, "grade_id": "ch03-exercise", "locked": false, "schema_version": 3, "solution": true}
 # Set `prediction` ("flatter" or "sharper") before you measure, then
 # `gap_ce` and `gap_ls` (floats) from metrics.class_similarity(probs, labels).
-# --- solution ---
+### BEGIN SOLUTION
 prediction = "flatter"  # the smoothing target spreads its non-target mass evenly: no group structure
 
 
@@ -343,8 +343,9 @@ def group_gap(probs):
 
 gap_ce, gap_ls = group_gap(ce_probs), group_gap(ls_probs)
 print(f"within minus across: CE teacher {gap_ce:.3f}, label-smoothing teacher {gap_ls:.3f}")
+### END SOLUTION
 
-# %% tags=["check"]
+# %% nbgrader={"grade": true, "grade_id": "ch03-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 def _reference_gap(probs):
     s = metrics.class_similarity(probs, toy_labels)
     return (s[0, 1] + s[2, 3]) / 2 - (s[0, 2] + s[0, 3] + s[1, 2] + s[1, 3]) / 4
@@ -386,7 +387,7 @@ every_metric = scores.pivot_table(index="model", columns=["split", "metric"], va
 posthoc_nll = {name: (c.nll_before, c.nll_after) for name, c in calibrators.items()}
 display(Markdown(calibration_findings(every_metric, dark, conditions, info, posthoc_nll)))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] nbgrader={"grade": true, "grade_id": "ch03-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}
 # ## Questions to try
 # 1. Rerun with `regime = "overconfident"`. Which methods fix the memorising
 #    teacher's calibration on *training* data, and which only on test?
@@ -401,7 +402,7 @@ display(Markdown(calibration_findings(every_metric, dark, conditions, info, post
 #    with `seed = 1` and `seed = 2` (or a batch over seeds) and compare the
 #    differences: one run cannot say whether DUS's extra mass is structured.
 #
-# <!-- solution -->
+# <!-- BEGIN SOLUTION -->
 #
 # ### Worked answers
 #
@@ -441,3 +442,5 @@ display(Markdown(calibration_findings(every_metric, dark, conditions, info, post
 #    teacher's; a hypothesis about *why* (structured extra mass) would then
 #    need the same test on the non-target distribution itself, e.g. the
 #    within-group share of the non-target mass.
+#
+# <!-- END SOLUTION -->

@@ -553,10 +553,10 @@ from calibkd.methods import distill
 toy_probs = torch.tensor([[0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.1, 0.4]], dtype=torch.float64)
 toy_labels = torch.tensor([1, 1, 2])
 
-# %% tags=["solution"]
+# %% nbgrader={"grade": false, "grade_id": "ch04-exercise", "locked": false, "schema_version": 3, "solution": true}
 # Define `my_wclip(probs, labels, eta=0.5, m=0.7)` returning a new (N, K) tensor;
 # leave `probs` itself unchanged.
-# --- solution ---
+### BEGIN SOLUTION
 def my_wclip(probs, labels, eta=0.5, m=0.7):
     out = probs.clone()
     for row, label in enumerate(labels.tolist()):
@@ -572,11 +572,14 @@ print(my_wclip(toy_probs, toy_labels))
 # Row 0: delta = min(0.3, 0.21) = 0.21 -> [0.39, 0.51, 0.10]: the label now leads.
 # Row 1 is right and unchanged. Row 2: delta = min(0.25, 0.07) = 0.07 ->
 # [0.43, 0.10, 0.47]: the m-term caps the move at 70 % of the margin, which is enough here.
+### END SOLUTION
 
-# %% tags=["check"]
+# %% nbgrader={"grade": true, "grade_id": "ch04-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 expected = distill.wclip(toy_probs, toy_labels, eta=0.5, m=0.7)
-assert torch.allclose(my_wclip(toy_probs, toy_labels), expected), f"expected\n{expected}"
-assert torch.allclose(my_wclip(toy_probs, toy_labels, eta=0.2, m=0.9), distill.wclip(toy_probs, toy_labels, eta=0.2, m=0.9))
+assert torch.allclose(my_wclip(toy_probs, toy_labels), expected), \
+    "not what calibkd.methods.distill.wclip gives: reread which rows W-Clip moves and how eta and m bound the move"
+assert torch.allclose(my_wclip(toy_probs, toy_labels, eta=0.2, m=0.9), distill.wclip(toy_probs, toy_labels, eta=0.2, m=0.9)), \
+    "right for eta=0.5, m=0.7 but not for eta=0.2, m=0.9: use the arguments, not fixed numbers"
 print("correct: your W-Clip matches calibkd.methods.distill.wclip")
 
 # %% [markdown]
@@ -597,7 +600,7 @@ from calibkd.study.findings import student_findings  # noqa: E402
 
 display(Markdown(student_findings({main_regime: table, **other_tables}, checks, long_tail_tables)))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] nbgrader={"grade": true, "grade_id": "ch04-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}
 # ## Questions to try
 # 1. Full CUD's W-Clip only touches rows the teacher gets wrong. From the
 #    targets table, estimate on what fraction of the students' training
@@ -616,7 +619,7 @@ display(Markdown(student_findings({main_regime: table, **other_tables}, checks, 
 #    wclip=True, cudp=True)` with `calibrator="cudp"`) and predict its row
 #    before you train it with `stage.student("both", method)`.
 #
-# <!-- solution -->
+# <!-- BEGIN SOLUTION -->
 #
 # ### Worked answers
 #
@@ -649,3 +652,5 @@ display(Markdown(student_findings({main_regime: table, **other_tables}, checks, 
 #    W-Clip fixes the argmax of wrong rows and CUD-P sets the label's mass to
 #    c(x), so expect CUD-P's confidence level with W-Clip's fewer wrong
 #    targets.
+#
+# <!-- END SOLUTION -->

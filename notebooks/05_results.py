@@ -354,10 +354,10 @@ toy_ece = pd.DataFrame({"seed": [0, 1, 2], "kd": [0.031, 0.027, 0.035], "cud": [
 toy_ece["difference"] = toy_ece["cud"] - toy_ece["kd"]
 display(toy_ece)
 
-# %% tags=["solution"]
+# %% nbgrader={"grade": false, "grade_id": "ch05-exercise", "locked": false, "schema_version": 3, "solution": true}
 # Set `low` and `high` (floats, the 95 % t-interval of the mean difference)
 # and `excludes_zero` (a bool).
-# --- solution ---
+### BEGIN SOLUTION
 d = toy_ece["difference"].to_numpy()
 half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
 low, high = d.mean() - half, d.mean() + half
@@ -366,11 +366,13 @@ print(f"mean {d.mean():+.4f}, 95 % interval [{low:+.4f}, {high:+.4f}]")
 # Three wins out of three, yet the interval includes zero: with n = 3 the
 # t quantile is 4.30, and the spread between seeds is as large as the mean.
 # "Within noise", not a verdict.
+### END SOLUTION
 
-# %% tags=["check"]
+# %% nbgrader={"grade": true, "grade_id": "ch05-check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 _, ref_low, ref_high, _ = t_interval(toy_ece["difference"])
-assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, f"calibkd.runs.results.t_interval gives [{ref_low:.4f}, {ref_high:.4f}]"
-assert excludes_zero == (ref_low > 0 or ref_high < 0)
+assert abs(low - ref_low) < 1e-12 and abs(high - ref_high) < 1e-12, \
+    "not the 95 % t-interval: use n - 1 degrees of freedom, the sample standard deviation (ddof=1) and the standard error"
+assert excludes_zero == (ref_low > 0 or ref_high < 0), "excludes_zero does not match your interval: do both ends lie on the same side of zero?"
 print("correct: the interval includes zero, so this comparison is within noise")
 
 # %% [markdown]
@@ -444,7 +446,7 @@ if finished_runs(glyph_root):
                                                             mean[b, metric], label, higher, seeds=len(glyph_seeds)))
 display(Markdown("\n".join(f"- {line}" for line in glyph_lines) or "no glyph runs to observe"))
 
-# %% [markdown] tags=["solution"]
+# %% [markdown] nbgrader={"grade": true, "grade_id": "ch05-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}
 # ## Questions to try
 # 1. With three seeds, $t_{0.975,\,2} \approx 4.30$: an interval is more than four
 #    standard errors wide. How many seeds would the smallest difference in
@@ -459,7 +461,7 @@ display(Markdown("\n".join(f"- {line}" for line in glyph_lines) or "no glyph run
 #    them at severity 5 only (filter `table` on `severity == 5`): does any
 #    verdict change?
 #
-# <!-- solution -->
+# <!-- BEGIN SOLUTION -->
 #
 # ### Worked answers
 #
@@ -489,3 +491,5 @@ display(Markdown("\n".join(f"- {line}" for line in glyph_lines) or "no glyph run
 #    verdicts above. Severity 5 is the hardest shift:
 #    differences between methods tend to grow there, and so can the spread
 #    between seeds, so a verdict can move either way.
+#
+# <!-- END SOLUTION -->

@@ -14,67 +14,78 @@ from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
 from calibkd.course import editions
-from calibkd.course.editions import (
-    CHECK,
-    EXERCISE,
-    EditionError,
-    generate,
-    student_edition,
-)
+from calibkd.course.editions import EditionError, generate, is_check, is_solution, student_edition
 from calibkd.study.runner import NOTEBOOK_DIR
 
 CHAPTERS = [p.stem for p in editions.numbered_notebooks()]
 
 
-def _code(source: str, *tags: str, output: str | None = None) -> nbformat.NotebookNode:
+def _meta(grade_id: str, **flags) -> dict:
+    return {"nbgrader": {"grade": False, "locked": False, "schema_version": 3, "solution": False,
+                         "grade_id": grade_id, **flags}}
+
+
+def _code(source: str, *tags: str, output: str | None = None, nbgrader: dict | None = None) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = list(tags)
+    cell.metadata.update(nbgrader or {})
     if output is not None:
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=output)]
         cell.execution_count = 1
     return cell
 
 
-def _markdown(source: str, *tags: str) -> nbformat.NotebookNode:
+def _markdown(source: str, *tags: str, nbgrader: dict | None = None) -> nbformat.NotebookNode:
     cell = nbformat.v4.new_markdown_cell(source)
     cell.metadata["tags"] = list(tags)
+    cell.metadata.update(nbgrader or {})
     return cell
 
 
+def _solution(source: str, *tags: str, output: str | None = None) -> nbformat.NotebookNode:
+    return _code(source, *tags, output=output, nbgrader=_meta("ex1", solution=True))
+
+
 def _notebook(*cells: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    return nbformat.v4.new_notebook(cells=[_markdown("# 09 · toy\n\nWhat you will learn"), *cells])
+    return nbformat.v4.new_notebook(cells=[_markdown("# 09 · toy\n\nWhat you will learn"), *cells],
+                                    metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                             "display_name": "Python 3"}})
 
 
 def _toy() -> nbformat.NotebookNode:
     return _notebook(
-        _code("x = 2", output="setup output\n"),
-        _code("# Set `y` to x squared.\n# --- solution ---\ny = x ** 2  # the secret answer", "solution",
-              output="secret printed answer 4\n"),
-        _code("assert y == 4\nprint(f'correct: {y} is x squared')", CHECK, output="correct: 4 is x squared\n"),
-        _markdown("Explain why.\n<!-- solution -->\nBecause squaring two gives four, a hidden explanation.",
-                  "solution-start"),
-        _code("z = y + 1  # second part of the range answer", output="range output line\n"),
-        _markdown("Closing remark of the hidden range answer.", "solution-end"),
+        _code("x = 2", "nbval-skip", "thebe-init", output="setup output\n"),
+        _solution("# Set `y` to x squared.\n### BEGIN SOLUTION\ny = x ** 2  # the secret answer\n### END SOLUTION",
+                  output="secret printed answer 4\n"),
+        _code("assert y == 4, 'not x squared: multiply x by itself'\nprint(f'correct: {y} is x squared')",
+              output="correct: 4 is x squared\n", nbgrader=_meta("check1", grade=True, locked=True, points=1)),
+        _markdown("Explain why.\n<!-- BEGIN SOLUTION -->\nBecause squaring two gives four, a hidden explanation.\n"
+                  "<!-- END SOLUTION -->\nA remark after the answer that students keep.", "margin",
+                  nbgrader=_meta("why", grade=True, solution=True, points=1)),
+        _code("def f():\n    # Return 3.\n    ### BEGIN SOLUTION\n    return 3  # an indented hidden answer\n    ### END SOLUTION",
+              nbgrader=_meta("ex2", solution=True)),
         _markdown("## Questions to try"),
     )
 
 
-def test_student_edition_replaces_solutions_by_stubs_and_keeps_other_outputs():
+def test_student_edition_replaces_solution_regions_by_nbgraders_stubs_and_keeps_other_outputs():
     source = _toy()
     edition = student_edition(source, "09_toy")
-    stubs = [c for c in edition.cells if EXERCISE in c.metadata.get("tags", [])]
-    assert [c.cell_type for c in stubs] == ["code", "markdown"]
-    assert stubs[0].source.startswith("# Set `y` to x squared.")
-    assert "raise NotImplementedError('Exercise 09.1" in stubs[0].source
+    stubs = [c for c in edition.cells if is_solution(c)]
+    assert [c.cell_type for c in stubs] == ["code", "markdown", "code"]
+    assert stubs[0].source == "# Set `y` to x squared.\n# YOUR CODE HERE\nraise NotImplementedError()"
     assert stubs[0].outputs == [] and stubs[0].execution_count is None
-    assert stubs[1].source.startswith("Explain why.") and "Exercise 09.2" in stubs[1].source
-    check = next(c for c in edition.cells if CHECK in c.metadata.get("tags", []))
+    assert stubs[1].source == "Explain why.\nYOUR ANSWER HERE\nA remark after the answer that students keep."
+    assert stubs[2].source == "def f():\n    # Return 3.\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    check = next(c for c in edition.cells if is_check(c))
     assert check.outputs == [] and check.execution_count is None
     setup = next(c for c in edition.cells if c.source == "x = 2")
     assert setup.outputs[0].text == "setup output\n"
+    assert setup.metadata.tags == ["nbval-skip", "thebe-init"]  # other tools' tags pass through untouched
+    assert stubs[1].metadata.tags == ["margin"] and stubs[1].metadata.nbgrader["grade_id"] == "why"
     assert edition.metadata["calibkd"]["edition"] == "student"
     assert edition.cells[0].source == source.cells[0].source and "Student edition" in edition.cells[1].source
-    assert len(source.cells) == 8 and "solution" in source.cells[2].metadata.tags  # the source is untouched
+    assert "BEGIN SOLUTION" in source.cells[2].source  # the source is untouched
     nbformat.validate(edition)
 
 
@@ -82,25 +93,34 @@ def test_no_solution_text_leaks_into_the_student_edition():
     source = _toy()
     secret = editions.solution_text(source, "09_toy")
     assert {"y = x ** 2  # the secret answer", "secret printed answer 4", "correct: 4 is x squared",
-            "Closing remark of the hidden range answer.", "z = y + 1  # second part of the range answer"} <= set(secret)
+            "Because squaring two gives four, a hidden explanation.", "return 3  # an indented hidden answer"} <= set(secret)
+    assert "A remark after the answer that students keep." not in secret
     text = nbformat.writes(student_edition(source, "09_toy"))
     assert not [line for line in secret if line in text]
 
 
 @pytest.mark.parametrize("cells, message", [
-    ([_code("# do it\n# --- solution ---\nx = 1", "solutoin")], "unknown tag"),
-    ([_code("# do it\n# --- solution ---\nx = 1", "solution-start"), _code("y = 2")], "never closed"),
-    ([_code("x = 1", "solution-end")], "no 'solution-start'"),
-    ([_code("# a\n# --- solution ---\nx = 1", "solution-start"), _code("# b\n# --- solution ---\ny = 1", "solution-start"),
-      _code("z = 1", "solution-end")], "not closed"),
-    ([_code("x = 1  # the answer, and nothing says what to do", "solution")], "no exercise stub text"),
-    ([_code("# --- solution ---\nx = 1", "solution")], "no exercise stub text"),
-    ([_markdown("The answer, without a task.", "solution")], "no exercise stub text"),
-    ([_code("print('task')\n# --- solution ---\nx = 1", "solution")], "must be comments"),
-    ([_code("# a\n# --- solution ---\nx = 1", "solution", "check")], "conflicting tags"),
-    ([_code("x = 1")], "nothing to turn into exercises"),
+    ([_code("# do it\n# --- solution ---\nx = 1", "solution")], "former course tag"),
+    ([_code("# do it\n### BEGIN SOLUTION\nx = 1", nbgrader=_meta("a", solution=True))], "no END SOLUTION"),
+    ([_code("# do it\n### END SOLUTION", nbgrader=_meta("a", solution=True))], "without a BEGIN"),
+    ([_code("# a\n### BEGIN SOLUTION\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION", nbgrader=_meta("a", solution=True))],
+     "nested"),
+    ([_code("# a\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION")], "not an nbgrader solution cell"),
+    ([_code("x = 1  # the answer, and nothing says what to do", nbgrader=_meta("a", solution=True))], "no region"),
+    ([_code("### BEGIN SOLUTION\nx = 1\n### END SOLUTION", nbgrader=_meta("a", solution=True))], "no exercise stub text"),
+    ([_markdown("<!-- BEGIN SOLUTION -->\nThe answer.\n<!-- END SOLUTION -->",
+                nbgrader=_meta("a", solution=True, grade=True, points=1))], "no exercise stub text"),
+    ([_code("print('task')\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION", nbgrader=_meta("a", solution=True))],
+     "must say in comments what to do"),
+    ([_markdown("Why?\n<!-- BEGIN SOLUTION -->\nBecause.\n<!-- END SOLUTION -->", nbgrader=_meta("a", solution=True))],
+     "both an nbgrader solution and a grade cell"),
+    ([_code("assert True, 'ok'", nbgrader=_meta("c", grade=True, points=1))], "not locked"),
+    ([_code("assert True, 'ok'", nbgrader=_meta("c", grade=True, locked=True))], "without points"),
+    ([_code("# a\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION", nbgrader=_meta("a", solution=True)),
+      _code("# b\n### BEGIN SOLUTION\ny = 1\n### END SOLUTION", nbgrader=_meta("a", solution=True))], "repeats grade_id"),
+    ([_code("x = 1", "nbval-skip")], "nothing to turn into exercises"),
 ])
-def test_badly_tagged_notebooks_are_refused_with_a_clear_error(cells, message):
+def test_badly_marked_notebooks_are_refused_with_a_clear_error(cells, message):
     with pytest.raises(EditionError, match=message):
         student_edition(_notebook(*cells), "09_toy")
 
@@ -114,10 +134,10 @@ def test_command_reports_bad_input_and_writes_nothing(tmp_path, capsys):
     good = tmp_path / "01_good.ipynb"
     nbformat.write(_toy(), good)
     bad = tmp_path / "02_bad.ipynb"
-    nbformat.write(_notebook(_code("x = 1", "solution-start")), bad)
+    nbformat.write(_notebook(_code("# a\n### BEGIN SOLUTION\nx = 1", nbgrader=_meta("a", solution=True))), bad)
     out = tmp_path / "student"
     assert editions.main([str(good), str(bad), "--out", str(out)]) == 1
-    assert "never closed" in capsys.readouterr().err
+    assert "no END SOLUTION" in capsys.readouterr().err
     assert not out.exists()
     assert editions.main([str(tmp_path / "missing.ipynb"), "--out", str(out)]) == 1
 
@@ -138,13 +158,14 @@ def student_dir(tmp_path_factory):
 def test_every_chapter_has_a_checked_exercise_and_worked_answers(name):
     notebook = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
     solutions = editions.find_solutions(notebook, name)
-    code = [s for s in solutions if notebook.cells[s.first].cell_type == "code"]
+    code = [s for s in solutions if notebook.cells[s.index].cell_type == "code"]
     assert code, "at least one exercise with code"
     for solution in code:
-        following = notebook.cells[solution.last + 1]
-        assert CHECK in following.metadata.get("tags", []) and "assert" in following.source
+        following = notebook.cells[solution.index + 1]
+        assert is_check(following) and "assert" in following.source
+        assert following.metadata.nbgrader["locked"] and following.metadata.nbgrader["points"] > 0
     closing = notebook.cells[-1]
-    assert "solution" in closing.metadata.get("tags", []) and "Questions to try" in closing.source
+    assert is_solution(closing) and "Questions to try" in closing.source
 
 
 @pytest.mark.parametrize("name", CHAPTERS)
@@ -155,8 +176,9 @@ def test_student_edition_of_every_chapter_leaks_no_solution(name, student_dir):
     assert edition["metadata"]["calibkd"]["edition"] == "student"
     leaked = [line for line in editions.solution_text(source, name) if line in text or json.dumps(line)[1:-1] in text]
     assert not leaked
-    stubs = [c for c in edition["cells"] if EXERCISE in c["metadata"].get("tags", [])]
+    stubs = [c for c in edition["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
     assert len(stubs) == len(editions.find_solutions(source, name))
+    assert all("YOUR CODE HERE" in "".join(c["source"]) or "YOUR ANSWER HERE" in "".join(c["source"]) for c in stubs)
 
 
 def test_generating_twice_gives_the_same_files(tmp_path, student_dir):
@@ -210,12 +232,11 @@ def test_student_edition_runs_up_to_and_past_each_exercise(name, student_dir, sh
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        tags = cell.metadata.get("tags", [])
         errors = [o for o in cell.outputs if o.output_type == "error"]
-        if EXERCISE in tags:
+        if is_solution(cell):
             stubs += 1
             assert [e.ename for e in errors] == ["NotImplementedError"], f"cell {index}: {cell.source[:80]!r}"
-        elif CHECK in tags:
+        elif is_check(cell):
             assert errors, f"check cell {index} passed without the student's answer"
         else:
             assert not errors, f"cell {index} failed: {errors[0].ename}: {errors[0].evalue}"

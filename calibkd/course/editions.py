@@ -1,33 +1,42 @@
 """One source, two editions: the student edition of the numbered notebooks.
 
-The committed notebooks are the *solution* edition. Cells tagged
-``solution`` (one cell) or a range from a cell tagged ``solution-start`` to
-one tagged ``solution-end`` hold worked answers. Each solution starts with its
-*stub text*, what the student is asked to do, separated from the answer by a
-divider line:
+The committed notebooks are the *solution* (instructor) edition, written
+with nbgrader's markers and cell metadata so that a lecturer's ``nbgrader
+generate_assignment`` and ``python -m calibkd.course.editions`` make the same
+student edition from them (docs/course.md, "nbgrader"):
 
-- a code cell: comment lines, then ``# --- solution ---``, then the answer
-  (the stub is comments because it also runs in the solution edition);
-- a markdown cell: the task, then ``<!-- solution -->``, then the answer.
+- a **solution cell** has ``metadata.nbgrader.solution = true`` and holds one
+  region from a line containing ``BEGIN SOLUTION`` to one containing
+  ``END SOLUTION`` (``### BEGIN SOLUTION`` in code, ``<!-- BEGIN SOLUTION
+  -->`` in markdown), after its *stub text*, what the student is asked to do
+  (comments in a code cell, so that it runs in the solution edition too;
+  code before the region, such as a ``def`` line, stays in both editions);
+- a **check cell** (nbgrader's autograder test) has ``grade = true``,
+  ``solution = false``, ``locked = true`` and ``points``: it holds the
+  assertions the student's answer must pass.
 
-``python -m calibkd.course.editions`` writes the student edition into
-``course/student/``: every solution (cell or range) becomes one stub cell
-tagged ``exercise`` holding the stub text (a code stub ends with
-``raise NotImplementedError``, so "Run all" stops at the first open
-exercise), the outputs of ``check`` cells are removed (they would show the
-answer), and every other cell keeps its committed outputs, so students read
-the reference run without training. *Decision:* the student edition is
-generated, never committed (``course/`` is git-ignored): there is one source.
+The student edition replaces each region by nbgrader's stubs (``# YOUR CODE
+HERE`` and ``raise NotImplementedError()`` in code, so "Run all" stops at the
+first open exercise; ``YOUR ANSWER HERE`` in markdown), indented as the
+marker line, removes the outputs of solution and check cells (they would
+show the answer) and keeps every other committed output, so students read
+the reference run without training; it adds one note cell after the title.
+``python -m calibkd.course.editions`` writes it into ``course/student/``.
+*Decision:* generated, never committed (``course/`` is git-ignored).
 
-Bad input stops with ``EditionError`` naming the cell: an unknown tag, a
-range that is not closed (or closed without being opened, or nested), a
-solution without stub text or divider, a code stub that is not comments.
+Bad input stops with ``EditionError`` naming the cell: a solution cell
+without stub text or without a closed region, a marker outside a solution
+cell, nested regions, a code stub that is not comments, nbgrader metadata
+nbgrader itself would refuse, or the project's former ``solution``/``check``
+tags. Other tools' tags (``nbval-skip``, ``margin``, ``thebe-init``, ...) pass
+through untouched.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,51 +47,55 @@ import nbformat
 from calibkd.io import atomic_write_text
 from calibkd.paths import PROJECT_ROOT
 
-SOLUTION = "solution"
-SOLUTION_START = "solution-start"
-SOLUTION_END = "solution-end"
-CHECK = "check"
-#: put on the generated stub cells of the student edition
-EXERCISE = "exercise"
-COURSE_TAGS = (SOLUTION, SOLUTION_START, SOLUTION_END, CHECK, EXERCISE)
-#: tags of papermill, nbclient, nbval and Jupyter Book, passed through unchanged
-OTHER_TAGS = (
-    "parameters", "injected-parameters", "raises-exception", "skip-execution",
-    "remove-cell", "remove-input", "remove-output", "hide-input", "hide-output", "hide-cell",
-)
-KNOWN_TAGS = COURSE_TAGS + OTHER_TAGS
-
-CODE_DIVIDER = "# --- solution ---"
-MARKDOWN_DIVIDER = "<!-- solution -->"
+#: nbgrader's default delimiters and stubs (nbgrader.preprocessors.ClearSolutions)
+BEGIN_SOLUTION = "BEGIN SOLUTION"
+END_SOLUTION = "END SOLUTION"
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+TEXT_STUB = "YOUR ANSWER HERE"
+#: the marker lines as the chapters write them
+CODE_BEGIN, CODE_END = "### BEGIN SOLUTION", "### END SOLUTION"
+MARKDOWN_BEGIN, MARKDOWN_END = "<!-- BEGIN SOLUTION -->", "<!-- END SOLUTION -->"
+#: the project's tags before it used nbgrader's metadata: refused with a pointer to the new form
+FORMER_TAGS = ("solution", "solution-start", "solution-end", "check", "exercise")
 
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 STUDENT_DIR = PROJECT_ROOT / "course" / "student"
 
 STUDENT_NOTE = (
-    "> **Student edition.** Cells marked *Exercise* are yours to complete: each says what "
-    "to do and stops with `NotImplementedError` until you replace its last line with your "
-    "answer; the cell after it checks your answer. Every other cell shows the output of the "
-    "committed reference run. To run it yourself on a laptop, set `profile = \"smoke\"` in "
-    "the parameters cell. Generated from `notebooks/{name}` by `make student-edition`."
+    "> **Student edition.** Each exercise says what to do; replace `# YOUR CODE HERE` and "
+    "`raise NotImplementedError()` with your answer (or `YOUR ANSWER HERE` with your own "
+    "words); the locked cell after a code exercise checks it. Every other cell shows the output "
+    "of the committed reference run. To run it yourself on a laptop, set `profile = \"smoke\"` "
+    "in the parameters cell. Generated from `notebooks/{name}` by `make student-edition` "
+    "(the same cells as `nbgrader generate_assignment` makes)."
 )
 
 
 class EditionError(ValueError):
-    """A notebook's course tags or solution cells cannot make a student edition."""
+    """A notebook's solution or check cells cannot make a student edition."""
 
 
 @dataclass(frozen=True)
 class Solution:
-    """One solution: cells ``first`` to ``last`` (inclusive) and the stub that replaces them."""
+    """One solution cell: its index, the stub text before its region and the answer inside it."""
 
-    first: int
-    last: int
+    index: int
     stub: str
     answer: str
 
 
-def _tags(cell: nbformat.NotebookNode) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
+def nbgrader_meta(cell: nbformat.NotebookNode) -> dict:
+    return dict(cell.get("metadata", {}).get("nbgrader", {}))
+
+
+def is_solution(cell: nbformat.NotebookNode) -> bool:
+    return bool(nbgrader_meta(cell).get("solution"))
+
+
+def is_check(cell: nbformat.NotebookNode) -> bool:
+    """A locked, graded cell that is not an answer: nbgrader's autograder test."""
+    meta = nbgrader_meta(cell)
+    return bool(meta.get("grade")) and not meta.get("solution")
 
 
 def _where(path: str, index: int, cell: nbformat.NotebookNode) -> str:
@@ -90,104 +103,107 @@ def _where(path: str, index: int, cell: nbformat.NotebookNode) -> str:
     return f"{path}: cell {index} ({cell.cell_type}, starting {first_line[:60]!r})"
 
 
-def split_stub(cell: nbformat.NotebookNode, where: str) -> tuple[str, str]:
-    """``(stub, answer)`` of the first cell of a solution: the text before and after its divider."""
-    divider = CODE_DIVIDER if cell.cell_type == "code" else MARKDOWN_DIVIDER
-    lines = cell.source.splitlines()
-    marks = [i for i, line in enumerate(lines) if line.strip() == divider]
-    if not marks:
-        raise EditionError(
-            f"{where} is a solution with no exercise stub text: start it with what the student "
-            f"should do, then a line {divider!r}, then the answer"
-        )
-    stub = "\n".join(lines[: marks[0]]).strip()
-    answer = "\n".join(lines[marks[0] + 1:]).strip()
-    if not stub:
-        raise EditionError(f"{where} is a solution with no exercise stub text before {divider!r}")
-    if cell.cell_type == "code":
-        code = [line for line in stub.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-        if code:
-            raise EditionError(
-                f"{where}: the stub of a code solution must be comments (it also runs in the "
-                f"solution edition); found {code[0]!r}"
-            )
-    return stub, answer
+def clear_region(source: str, stub: str) -> tuple[str, bool]:
+    """``source`` with each solution region replaced by ``stub`` indented as its
+    BEGIN line, as nbgrader's ClearSolutions does; and whether there was one.
+    Raises ``EditionError`` for a nested or unclosed region or a stray END."""
+    out: list[str] = []
+    inside = found = False
+    for line in source.split("\n"):
+        if BEGIN_SOLUTION in line:
+            if inside:
+                raise EditionError("nested BEGIN SOLUTION lines")
+            inside = found = True
+            indent = re.match(r"\s*", line).group(0)
+            out.extend(indent + stub_line for stub_line in stub.split("\n"))
+        elif END_SOLUTION in line:
+            if not inside:
+                raise EditionError("an END SOLUTION line without a BEGIN SOLUTION line before it")
+            inside = False
+        elif not inside:
+            out.append(line)
+    if inside:
+        raise EditionError("a BEGIN SOLUTION line that no END SOLUTION line closes")
+    return "\n".join(out), found
+
+
+def _check_metadata(notebook: nbformat.NotebookNode, path: str) -> None:
+    """What nbgrader's validator would refuse, said before any work."""
+    seen: dict[str, int] = {}
+    for index, cell in enumerate(notebook.cells):
+        meta = nbgrader_meta(cell)
+        if not meta:
+            continue
+        where = _where(path, index, cell)
+        if meta.get("grade") or meta.get("solution") or meta.get("locked"):
+            grade_id = meta.get("grade_id", "")
+            if not grade_id:
+                raise EditionError(f"{where} has nbgrader metadata without a grade_id")
+            if grade_id in seen:
+                raise EditionError(f"{where} repeats grade_id {grade_id!r} of cell {seen[grade_id]}")
+            seen[grade_id] = index
+        if meta.get("grade") and "points" not in meta:
+            raise EditionError(f"{where} is an nbgrader grade cell without points")
+        if cell.cell_type == "markdown" and bool(meta.get("grade")) != bool(meta.get("solution")):
+            raise EditionError(f"{where}: a markdown answer must be both an nbgrader solution and a grade cell")
+        if is_check(cell) and not meta.get("locked"):
+            raise EditionError(f"{where} is a check (grade) cell that is not locked")
 
 
 def find_solutions(notebook: nbformat.NotebookNode, path: str = "notebook") -> list[Solution]:
-    """Every solution of ``notebook``, in order, after checking all course tags."""
+    """Every solution cell of ``notebook``, in order, after checking markers and metadata."""
+    _check_metadata(notebook, path)
     solutions: list[Solution] = []
-    opened: int | None = None
     for index, cell in enumerate(notebook.cells):
-        tags = _tags(cell)
         where = _where(path, index, cell)
-        unknown = [t for t in tags if t not in KNOWN_TAGS]
-        if unknown:
-            raise EditionError(f"{where} has unknown tag(s) {unknown}; allowed tags: {list(KNOWN_TAGS)}")
-        if EXERCISE in tags:
-            raise EditionError(f"{where} is tagged {EXERCISE!r}: this is already a student edition")
-        course = [t for t in tags if t in (SOLUTION, SOLUTION_START, SOLUTION_END, CHECK)]
-        if len(course) > 1 and set(course) != {SOLUTION_START, SOLUTION_END}:
-            raise EditionError(f"{where} has conflicting tags {course}")
-        if opened is not None and (SOLUTION in tags or CHECK in tags or SOLUTION_START in tags):
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        former = [t for t in tags if t in FORMER_TAGS]
+        if former:
             raise EditionError(
-                f"{where} is tagged {course} inside the solution range opened at cell {opened} "
-                f"that is not closed; end that range with a cell tagged {SOLUTION_END!r}"
-            )
-        if SOLUTION in tags or SOLUTION_START in tags:
-            opened = index
-        if opened is None and SOLUTION_END in tags:
-            raise EditionError(f"{where} is tagged {SOLUTION_END!r} but no {SOLUTION_START!r} cell opened a range")
-        if SOLUTION in tags or SOLUTION_END in tags:
-            first = notebook.cells[opened]
-            stub, answer = split_stub(first, _where(path, opened, first))
-            rest = [c.source for c in notebook.cells[opened + 1: index + 1]]
-            solutions.append(Solution(opened, index, stub, "\n".join([answer, *rest]).strip()))
-            opened = None
-    if opened is not None:
-        raise EditionError(
-            f"{_where(path, opened, notebook.cells[opened])} opens a solution range with "
-            f"{SOLUTION_START!r} that is never closed by a cell tagged {SOLUTION_END!r}"
-        )
+                f"{where} has the former course tag(s) {former}: mark solutions and checks with nbgrader's "
+                f"cell metadata and BEGIN/END SOLUTION lines instead (docs/course.md)")
+        try:
+            _, found = clear_region(cell.source, "")
+        except EditionError as error:
+            raise EditionError(f"{where}: {error}") from None
+        if not is_solution(cell):
+            if found:
+                raise EditionError(f"{where} has a BEGIN SOLUTION region but is not an nbgrader solution cell")
+            continue
+        if not found:
+            raise EditionError(
+                f"{where} is a solution with no region: start it with what the student should do, then a line "
+                f"{CODE_BEGIN if cell.cell_type == 'code' else MARKDOWN_BEGIN!r}, the answer, and an END SOLUTION line")
+        lines = cell.source.split("\n")
+        begin = next(i for i, line in enumerate(lines) if BEGIN_SOLUTION in line)
+        end = next(i for i, line in enumerate(lines) if END_SOLUTION in line)
+        stub = "\n".join(lines[:begin]).strip()
+        if not stub:
+            raise EditionError(f"{where} is a solution with no exercise stub text before its BEGIN SOLUTION line")
+        if cell.cell_type == "code" and not any(line.lstrip().startswith("#") for line in stub.splitlines()):
+            raise EditionError(
+                f"{where}: the stub of a code solution must say in comments what to do (code before the "
+                f"region, such as a def line, is kept in both editions)")
+        solutions.append(Solution(index, stub, "\n".join(lines[begin + 1:end]).strip()))
     return solutions
-
-
-def _stub_cell(kind: str, stub: str, label: str) -> nbformat.NotebookNode:
-    if kind == "code":
-        source = f"{stub}\nraise NotImplementedError({label + ': replace this line with your answer'!r})"
-        cell = nbformat.v4.new_code_cell(source)
-    else:
-        cell = nbformat.v4.new_markdown_cell(f"{stub}\n\n*{label}: your answer here.*")
-    cell.metadata["tags"] = [EXERCISE]
-    return cell
 
 
 def student_edition(notebook: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """The student edition of ``notebook`` (which is left unchanged)."""
+    if notebook.metadata.get("calibkd", {}).get("edition") == "student":
+        raise EditionError(f"{name} is already a student edition")
     solutions = find_solutions(notebook, name)
     if not solutions:
-        raise EditionError(f"{name} has no cell tagged {SOLUTION!r} or {SOLUTION_START!r}: nothing to turn into exercises")
-    starts = {s.first: s for s in solutions}
-    chapter = name.split("_", 1)[0]
+        raise EditionError(f"{name} has no nbgrader solution cell: nothing to turn into exercises")
     out = copy.deepcopy(notebook)
-    cells: list[nbformat.NotebookNode] = []
-    skip_to = -1
-    for index, cell in enumerate(notebook.cells):
-        if index <= skip_to:
-            continue
-        if index in starts:
-            solution = starts[index]
-            number = len([c for c in cells if EXERCISE in _tags(c)]) + 1
-            cells.append(_stub_cell(cell.cell_type, solution.stub, f"Exercise {chapter}.{number}"))
-            skip_to = solution.last
-            continue
-        cell = copy.deepcopy(cell)
-        if CHECK in _tags(cell):
+    for cell in out.cells:
+        if is_solution(cell):
+            cell.source, _ = clear_region(cell.source, CODE_STUB if cell.cell_type == "code" else TEXT_STUB)
+        if cell.cell_type == "code" and (is_solution(cell) or is_check(cell)):
             cell.outputs = []
             cell.execution_count = None
-        cells.append(cell)
     note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(name=f"{name}.ipynb"))
-    out.cells = cells[:1] + [note] + cells[1:]
+    out.cells = out.cells[:1] + [note] + out.cells[1:]
     for index, cell in enumerate(out.cells):
         cell["id"] = f"cell-{index}"  # stable ids: regenerating gives the same file
     out.metadata["calibkd"] = {"edition": "student", "source": f"notebooks/{name}.ipynb"}
@@ -198,27 +214,35 @@ def _output_text(output: nbformat.NotebookNode) -> str:
     text = output.get("text", "")
     plain = output.get("data", {}).get("text/plain", "")
     html = output.get("data", {}).get("text/html", "")
-    return "\n".join("".join(t) if isinstance(t, list) else str(t) for t in (text, plain, html))
+    markdown = output.get("data", {}).get("text/markdown", "")
+    return "\n".join("".join(t) if isinstance(t, list) else str(t) for t in (text, plain, html, markdown))
 
 
-def _lines(cell: nbformat.NotebookNode, source: bool = True, outputs: bool = True) -> set[str]:
-    texts = ([cell.source] if source else []) + ([_output_text(o) for o in cell.get("outputs", [])] if outputs else [])
-    return {line.strip() for text in texts for line in text.splitlines() if line.strip()}
+def _lines(text: str) -> set[str]:
+    return {line.strip() for line in text.splitlines() if line.strip()}
 
 
 def solution_text(notebook: nbformat.NotebookNode, name: str = "notebook") -> list[str]:
-    """Lines only solutions hold (their answers, their outputs and the outputs
-    of check cells; at least 16 characters), minus any line that also appears
-    (even inside a line) elsewhere or in a stub (such a line gives nothing away). A student edition
-    must contain none of them."""
-    solutions = find_solutions(notebook, name)
-    inside = {i for s in solutions for i in range(s.first, s.last + 1)}
-    checks = {i for i, c in enumerate(notebook.cells) if CHECK in _tags(c)}
-    secret = set().union(*(_lines(notebook.cells[i]) for i in inside),
-                         *(_lines(notebook.cells[i], source=False) for i in checks))
-    public = set().union(*(_lines(c, outputs=i not in checks) for i, c in enumerate(notebook.cells) if i not in inside))
-    public |= {line.strip() for s in solutions for line in s.stub.splitlines()} | {CODE_DIVIDER, MARKDOWN_DIVIDER}
-    everywhere = "\n".join(public)  # a printed line whose text is in a public cell's source is no leak
+    """Lines only answers hold (the regions of solution cells, their outputs
+    and the outputs of check cells; at least 16 characters), minus any line
+    that also appears (even inside a line) in what the student edition keeps
+    (such a line gives nothing away). A student edition must contain none."""
+    find_solutions(notebook, name)
+    secret: set[str] = set()
+    public: set[str] = {CODE_BEGIN, CODE_END, MARKDOWN_BEGIN, MARKDOWN_END}
+    for cell in notebook.cells:
+        outputs = "\n".join(_output_text(o) for o in cell.get("outputs", []))
+        if is_solution(cell):
+            kept, _ = clear_region(cell.source, "")
+            public |= _lines(kept)
+            secret |= _lines(cell.source) - _lines(kept)
+            secret |= _lines(outputs)
+        elif is_check(cell):
+            public |= _lines(cell.source)
+            secret |= _lines(outputs)
+        else:
+            public |= _lines(cell.source) | _lines(outputs)
+    everywhere = "\n".join(public)  # a printed line whose text is in a public cell is no leak
     return sorted(line for line in secret - public if len(line) >= 16 and line not in everywhere)
 
 
