@@ -38,22 +38,31 @@
 # noise. The multi-seed verdicts with intervals are chapter 05's.
 
 # %%
-# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
-# missing. Then it is installed from the checkout this notebook sits in (clone
-# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
-# wheel or git URL your instructor gives you). Installed already: nothing happens.
+# Runs anywhere. Opened alone (Colab, Kaggle, Binder), this notebook may lack
+# calibkd: this cell then installs it from the calibkd checkout it sits in, or
+# from $CALIBKD_SOURCE (a path, wheel or git URL), and else says where to get
+# the project. Data, models and batches live in the project's home:
+# $CALIBKD_HOME, else this checkout, else ~/.cache/calibkd (docs/study.md).
 import importlib.util
 
 if importlib.util.find_spec("calibkd") is None:
     import os
     import pathlib
+    import re
     import subprocess
     import sys
-    _source = os.environ.get("CALIBKD_SOURCE") or next(
-        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    REPOSITORY = "https://example.invalid/calibkd"  # pyproject.toml's [project.urls] Repository (a test keeps them equal)
+    _checkout = next((str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents)
+                      if (p / "pyproject.toml").is_file()
+                      and re.search(r'^name = "calibkd"', (p / "pyproject.toml").read_text(), re.M)), "")
+    _source = os.environ.get("CALIBKD_SOURCE") or _checkout
     if not _source:
-        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
-                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+        _get = ("ask your instructor for it: it has no public address yet" if ".invalid" in REPOSITORY
+                else f"git clone {REPOSITORY}")
+        raise ModuleNotFoundError(
+            f"calibkd is not installed. Next step: get the project ({_get}), open this notebook from its "
+            "notebooks/ folder and run this cell again; or set CALIBKD_SOURCE to a path, wheel or git URL of "
+            "calibkd (in a notebook: %env CALIBKD_SOURCE=...) and run this cell again")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
     importlib.invalidate_caches()
 

@@ -34,22 +34,31 @@
 # Nothing is trained here: every number comes from the batch's recorded runs.
 
 # %%
-# Runs anywhere: on a hosted notebook (Colab, Kaggle, Binder) calibkd may be
-# missing. Then it is installed from the checkout this notebook sits in (clone
-# the repository and open notebooks/ there), or from $CALIBKD_SOURCE (a path,
-# wheel or git URL your instructor gives you). Installed already: nothing happens.
+# Runs anywhere. Opened alone (Colab, Kaggle, Binder), this notebook may lack
+# calibkd: this cell then installs it from the calibkd checkout it sits in, or
+# from $CALIBKD_SOURCE (a path, wheel or git URL), and else says where to get
+# the project. Data, models and batches live in the project's home:
+# $CALIBKD_HOME, else this checkout, else ~/.cache/calibkd (docs/study.md).
 import importlib.util
 
 if importlib.util.find_spec("calibkd") is None:
     import os
     import pathlib
+    import re
     import subprocess
     import sys
-    _source = os.environ.get("CALIBKD_SOURCE") or next(
-        (str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents) if (p / "pyproject.toml").is_file()), "")
+    REPOSITORY = "https://example.invalid/calibkd"  # pyproject.toml's [project.urls] Repository (a test keeps them equal)
+    _checkout = next((str(p) for p in (pathlib.Path.cwd(), *pathlib.Path.cwd().parents)
+                      if (p / "pyproject.toml").is_file()
+                      and re.search(r'^name = "calibkd"', (p / "pyproject.toml").read_text(), re.M)), "")
+    _source = os.environ.get("CALIBKD_SOURCE") or _checkout
     if not _source:
-        raise ModuleNotFoundError("calibkd is not installed: clone its repository and open this notebook from "
-                                  "there, or set CALIBKD_SOURCE to a path, wheel or git URL of calibkd")
+        _get = ("ask your instructor for it: it has no public address yet" if ".invalid" in REPOSITORY
+                else f"git clone {REPOSITORY}")
+        raise ModuleNotFoundError(
+            f"calibkd is not installed. Next step: get the project ({_get}), open this notebook from its "
+            "notebooks/ folder and run this cell again; or set CALIBKD_SOURCE to a path, wheel or git URL of "
+            "calibkd (in a notebook: %env CALIBKD_SOURCE=...) and run this cell again")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", _source], check=True)
     importlib.invalidate_caches()
 
@@ -60,8 +69,8 @@ import pandas as pd
 from IPython.display import display
 
 from calibkd import plots
-from calibkd.paths import PROJECT_ROOT
-from calibkd.runs import claims
+from calibkd.paths import batches_dir
+from calibkd.runs import claims, companions
 from calibkd.runs.results import (
     collect,
     pick_columns,
@@ -75,15 +84,22 @@ plots.set_style()
 _before_parameters = set(globals())
 
 # %% tags=["parameters"]
-batch = "reference-fmnist"  # a folder under papermill_runs/ (or an absolute path)
+batch = "reference-fmnist"  # a folder under papermill_runs/ of the project's home (or an absolute path)
 reference = "kd"  # the model every paired difference is taken against
-long_tail_batch = "long-tail-fmnist"  # a batch of chapter 04 in the long_tail regime; "" skips that section
+# The companion batches: "auto" reads the committed one only next to the committed
+# batch (so a smoke or new batch is shown alone), "" skips it, a name or path reads it.
+long_tail_batch = "auto"  # a batch of chapter 04 in the long_tail regime (committed: long-tail-fmnist)
+glyph_batch = "auto"  # a batch of chapter 04 on the 183 glyph classes (committed: glyphs-central)
 output_dir = ""
 
 # %%
 params = parameters_from_globals("05_results", globals(), _before_parameters)
 outputs = Outputs(root=Path(output_dir) if output_dir else None)
-root = claims.batch_root(batch, PROJECT_ROOT / "papermill_runs")
+runs_root = batches_dir()  # papermill_runs/ of the project's home (calibkd.paths.home)
+root = claims.batch_root(batch, runs_root)
+tail_name = companions.companion_batch("long_tail_batch", long_tail_batch, batch, runs_root)
+glyph_name = companions.companion_batch("glyph_batch", glyph_batch, batch, runs_root)
+glyph_root = companions.batch_folder(glyph_name, runs_root)  # None: no glyph batch
 runs = collect(root)
 table = claims.batch_table(runs)
 seeds = sorted(runs["seed"].dropna().unique().tolist()) if "seed" in runs.columns else []
@@ -216,7 +232,7 @@ evidence = claims.evaluate(table, main_claims)
 every_evidence = [evidence]  # every claim's comparisons, for the findings at the end
 verdicts = claims.verdicts(main_claims, evidence, table)
 show_claims(main_claims, evidence, verdicts)
-cardinality = claims.cardinality_verdict([root, PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH], alpha)
+cardinality = claims.cardinality_verdict([root] + ([glyph_root] if glyph_root else []), alpha)
 verdicts = pd.concat([verdicts, cardinality], ignore_index=True)
 outputs.table(evidence, "claims_evidence_05")
 
@@ -224,8 +240,9 @@ outputs.table(evidence, "claims_evidence_05")
 # ## The long tail, per class group
 #
 # C-cud also claims students that are more reliable on **long-tail**
-# inputs. The long-tail batch (`papermill_runs/long-tail-fmnist/` by
-# default) runs chapter 04's central methods with teachers and students
+# inputs. The long-tail batch (`long_tail_batch`; next to the committed
+# batch, the committed `papermill_runs/long-tail-fmnist/`) runs chapter
+# 04's central methods with teachers and students
 # trained on a 100:1 long-tailed Fashion-MNIST training set (the seed also
 # decides which classes are rare) and scores them on the balanced test set
 # per class group. Mean over seeds [95 % interval]; then the claim, for full
@@ -237,8 +254,10 @@ outputs.table(evidence, "claims_evidence_05")
 
 # %%
 long_tail_verdicts = pd.DataFrame(columns=claims.VERDICT_COLUMNS)
-if long_tail_batch:
-    tail_root = claims.batch_root(long_tail_batch, PROJECT_ROOT / "papermill_runs")
+if not tail_name:
+    print(companions.describe("long_tail_batch", long_tail_batch, tail_name))
+else:
+    tail_root = claims.batch_root(tail_name, runs_root)
     tail_runs = collect(tail_root)
     tail_table = claims.batch_table(tail_runs)
     tail_seeds = sorted(tail_runs["seed"].dropna().unique().tolist())
@@ -262,8 +281,9 @@ verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
 # %% [markdown]
 # ## 183 classes with known ambiguity: the glyph batch
 #
-# The same central comparison on the tied glyphs (`papermill_runs/glyphs-central`,
-# `claims.CARDINALITY_BATCH`): 183 characters, with homoglyph groups
+# The same central comparison on the tied glyphs (`glyph_batch`; next to the
+# committed batch, the committed `papermill_runs/glyphs-central`): 183
+# characters, with homoglyph groups
 # (characters of several scripts, and digits, that look alike) whose true
 # posterior is uniform over the group, test fonts from lineages no model
 # trained on. Mean over seeds [95 % interval] of the accuracy and
@@ -283,9 +303,10 @@ verdicts = pd.concat([verdicts, long_tail_verdicts], ignore_index=True)
 # %%
 from calibkd.runs.results import finished_runs  # noqa: E402
 
-glyph_root = PROJECT_ROOT / "papermill_runs" / claims.CARDINALITY_BATCH
 glyph_verdicts = pd.DataFrame(columns=claims.VERDICT_COLUMNS)
-if finished_runs(glyph_root):
+if glyph_root is None:
+    print(companions.describe("glyph_batch", glyph_batch, glyph_name))
+elif finished_runs(glyph_root):
     glyph_runs = collect(glyph_root)
     glyph_table = claims.batch_table(glyph_runs)
     glyph_seeds = sorted(glyph_runs["seed"].dropna().unique().tolist())
@@ -314,7 +335,7 @@ if finished_runs(glyph_root):
     outputs.table(cardinality_table, "claims_cardinality_evidence_05")
     every_evidence.append(cardinality_table)
 else:
-    print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run papermill_runs/{glyph_root.name}`")
+    print(f"{glyph_root.name}: no finished runs yet; run `python -m calibkd.runs run {glyph_root}`")
 verdicts = pd.concat([verdicts, glyph_verdicts], ignore_index=True)
 outputs.table(verdicts, "claims_05")
 
@@ -431,7 +452,7 @@ display(Markdown("\n".join(f"- {line}" for line in standing) or "no CUD student 
 from calibkd.study.findings import compare, model_name  # noqa: E402
 
 glyph_lines = []
-if finished_runs(glyph_root):
+if glyph_root is not None and finished_runs(glyph_root):
     test_means = glyph_summary[glyph_summary["where"] == "test"].set_index(["regime", "model", "metric"])["mean"]
     for regime in glyph_regimes:
         mean = test_means.loc[regime]

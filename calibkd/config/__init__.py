@@ -82,9 +82,12 @@ from calibkd.config.specs import (  # noqa: F401
 )
 from calibkd.errors import ConfigError  # noqa: F401
 from calibkd.paths import (  # noqa: F401
+    CODE_ROOT,
     PACKAGE_ROOT,
     PROJECT_ROOT,
+    batches_dir,
     cache_dir,
     download_dir,
     generated_dir,
+    home,
 )

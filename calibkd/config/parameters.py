@@ -40,7 +40,8 @@ class ParameterRule:
         if isinstance(value, bool) and bool not in kinds:
             raise ConfigError(f"parameter {name!r}={value!r} must be {_kind_name(kinds)}")
         if not isinstance(value, kinds):
-            raise ConfigError(f"parameter {name!r}={value!r} must be {_kind_name(kinds)}")
+            hint = _literal_hint(name, self) if isinstance(value, str) and (list in kinds or dict in kinds) else ""
+            raise ConfigError(f"parameter {name!r}={value!r} must be {_kind_name(kinds)}{hint}")
         values = value if isinstance(value, list) else [value]
         for item in values:
             if self.choices is not None and item not in self.choices:
@@ -56,6 +57,16 @@ class ParameterRule:
             raise ConfigError(f"parameter {name!r} must not be an empty list")
 
 
+def _literal_hint(name: str, rule: ParameterRule) -> str:
+    """How to pass a list or dict parameter that arrived as text (papermill's ``-p``)."""
+    if rule.kind is dict:
+        return (f"; pass a dict: in YAML (papermill -y, batch.yaml) '{name}: {{}}', "
+                f"with python -m calibkd.study -p {name} \"{{}}\" (papermill's -p passes text)")
+    first = next(iter(rule.choices), "x") if rule.choices else "x"
+    return (f"; pass a list: in YAML (papermill -y, batch.yaml) '{name}: [{first}]', "
+            f"with python -m calibkd.study -p {name} \"['{first}']\" (papermill's -p passes text)")
+
+
 def _kind_name(kinds: tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
@@ -67,33 +78,43 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
                              help="an image dataset; the mixture is used through calibkd.data.mixture / make_splits"),
     "data_root": ParameterRule(str, help="'' finds the data automatically"),
     "seed": ParameterRule(int, minimum=0, maximum=2**32 - 1, help="NumPy's generators take seeds below 2**32"),
-    "recipes": ParameterRule(list, choices=REGIMES),
-    "report_epoch": ParameterRule(str, choices=REPORT_EPOCHS),
-    "teacher_epochs": ParameterRule(int, minimum=1, optional=True),
-    "student_epochs": ParameterRule(int, minimum=1, optional=True),
-    "batch_size": ParameterRule(int, minimum=1, optional=True),
-    "lr": ParameterRule((float, int), minimum=1e-6, maximum=10.0, optional=True),
-    "num_threads": ParameterRule(int, minimum=1, maximum=256),
-    "device": ParameterRule(str, choices=("auto", "cpu", "cuda")),
+    "recipes": ParameterRule(list, choices=REGIMES, help="the teacher recipes (regimes) to train"),
+    "report_epoch": ParameterRule(str, choices=REPORT_EPOCHS,
+                                  help="which epoch's weights are reported: the last or the best on validation"),
+    "teacher_epochs": ParameterRule(int, minimum=1, optional=True, help="None: the profile's"),
+    "student_epochs": ParameterRule(int, minimum=1, optional=True, help="None: the profile's"),
+    "batch_size": ParameterRule(int, minimum=1, optional=True, help="None: the recipe's"),
+    "lr": ParameterRule((float, int), minimum=1e-6, maximum=10.0, optional=True, help="None: the recipe's"),
+    "num_threads": ParameterRule(int, minimum=1, maximum=256, help="torch's CPU threads"),
+    "device": ParameterRule(str, choices=("auto", "cpu", "cuda"), help="auto: CUDA when available"),
     "output_dir": ParameterRule(str, help="'' keeps figures inline only"),
     "train_missing": ParameterRule(bool, help="False: every model must load from the model cache (a prepared, "
                                               "imported cache); a missing one is an error, never trained"),
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
-    "regime": ParameterRule(str, choices=REGIMES),
-    "methods": ParameterRule(list, choices=TEACHER_METHODS),
-    "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic")),
-    "student_methods": ParameterRule(list, choices=STUDENT_METHODS),  # the table itself: entries added later count
+    "regime": ParameterRule(str, choices=REGIMES, help="the teachers' recipe"),
+    "methods": ParameterRule(list, choices=TEACHER_METHODS, help="calibrated teachers to train"),
+    "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic"),
+                             help="post-hoc calibration maps fitted on validation"),
+    "student_methods": ParameterRule(list, choices=STUDENT_METHODS,  # the table itself: entries added later count
+                                     help="students of the first regime"),
     "regimes": ParameterRule(list, choices=REGIMES,
                              help="the first runs student_methods, the others central_methods"),
-    "central_methods": ParameterRule(list, choices=STUDENT_METHODS),
-    "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus"))),
-    "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram")),
+    "central_methods": ParameterRule(list, choices=STUDENT_METHODS, help="students of the other regimes"),
+    "dus_teacher": ParameterRule(str, choices=tuple(m for m in TEACHER_METHODS if m.startswith("dus")),
+                                 help="the DUS teacher variant the DUS student distils from"),
+    "cudp_map": ParameterRule(str, choices=("temperature", "isotonic", "histogram"),
+                              help="CUD-P's post-hoc map of the teacher"),
     "sweep": ParameterRule(dict, help="setting -> list of values; {} skips the sweep"),
     "tuning": ParameterRule(str, help="'' uses the config's settings; 'run' tunes KD, DKD, DUS and CUD here on "
                                       "validation (equal budget, calibkd.config.tuning); else a tuning batch "
                                       "folder under papermill_runs/ (or a path) whose choices are used"),
-    "batch": ParameterRule(str, help="a batch folder under papermill_runs/, or a path"),
-    "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch folder, or '' to skip it"),
+    "batch": ParameterRule(str, help="a batch folder under papermill_runs/ of the home (calibkd.paths), or a path"),
+    "long_tail_batch": ParameterRule(str, help="a long_tail-regime batch of chapter 04 (folder or path); '' skips it; "
+                                               "'auto': the committed one next to the committed batch, else none "
+                                               "(calibkd.runs.companions)"),
+    "glyph_batch": ParameterRule(str, help="a glyph batch of chapter 04 (183 classes: C-cardinality, glyph claims); "
+                                           "'' skips it; 'auto': the committed one next to the committed batch, "
+                                           "else none (calibkd.runs.companions)"),
     "reference": ParameterRule(str, choices=STUDENT_METHODS, help="the model paired differences are taken against"),
 }
 
@@ -137,7 +158,7 @@ NOTEBOOK_PARAMETERS: dict[str, tuple[str, ...]] = {
         "dus_teacher", "cudp_map", "sweep", "tuning", "shift_test_size", "num_threads", "device", "output_dir",
         "train_missing",
     ),
-    "05_results": ("batch", "reference", "long_tail_batch", "output_dir"),
+    "05_results": ("batch", "reference", "long_tail_batch", "glyph_batch", "output_dir"),
 }
 
 

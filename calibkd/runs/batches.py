@@ -40,10 +40,9 @@ import yaml
 from calibkd.config import NOTEBOOK_PARAMETERS, result_identity
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text, load_yaml, params_key
-from calibkd.paths import PROJECT_ROOT
+from calibkd.paths import batches_dir
 from calibkd.study.runner import NOTEBOOK_DIR, notebook_path, resolve_parameters
 
-BATCHES_DIR = PROJECT_ROOT / "papermill_runs"
 BATCH_FILE = "batch.yaml"
 RECORD_FILE = "definition.json"
 RUNS_DIR = "runs"
@@ -114,12 +113,12 @@ class Batch:
 
 def batch_root(path: str | Path) -> Path:
     """The batch folder for ``path``: a folder, its ``batch.yaml``, or a batch
-    name under ``papermill_runs/``."""
+    name under ``papermill_runs/`` of the home (``calibkd.paths.home``)."""
     path = Path(path)
     if path.name == BATCH_FILE:
         return path.parent
-    if not path.exists() and not path.is_absolute() and len(path.parts) == 1 and (BATCHES_DIR / path).is_dir():
-        return BATCHES_DIR / path
+    if not path.exists() and not path.is_absolute() and len(path.parts) == 1 and (batches_dir() / path).is_dir():
+        return batches_dir() / path
     return path
 
 

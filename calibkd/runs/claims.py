@@ -866,12 +866,12 @@ def readme_main(argv: Sequence[str] | None = None) -> int:
     import sys
 
     from calibkd.io import atomic_write_text
-    from calibkd.paths import PROJECT_ROOT
+    from calibkd.paths import batches_dir, home, source_checkout
 
     parser = argparse.ArgumentParser(prog="python -m calibkd.runs readme-table", description=readme_main.__doc__)
-    parser.add_argument("--readme", type=Path, default=PROJECT_ROOT / "README.md")
-    parser.add_argument("--runs-root", type=Path, default=PROJECT_ROOT / "papermill_runs",
-                        help="where the batches are (default: papermill_runs/ of the checkout)")
+    parser.add_argument("--readme", type=Path, default=(source_checkout() or home()) / "README.md")
+    parser.add_argument("--runs-root", type=Path, default=batches_dir(),
+                        help="where the batches are (default: papermill_runs/ of the home, calibkd.paths)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the README's table differs")
     args = parser.parse_args(argv)
     try:

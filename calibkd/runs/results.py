@@ -338,3 +338,39 @@ def load_results(root: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     paired = root / PAIRED_FILE
     return pd.read_csv(root / SUMMARY_FILE), (pd.read_csv(paired) if paired.is_file() else None)
 
+
+
+#: The metrics ``summary_text`` shows (those a batch has; all when it has none of them).
+SUMMARY_METRICS = ("accuracy", "ece", "nll", "brier")
+
+
+def summary_text(summary: pd.DataFrame, split: str = "test", metrics: Sequence[str] = SUMMARY_METRICS,
+                 digits: int = 4) -> str:
+    """A batch's summary for the terminal (``python -m calibkd.runs aggregate``):
+    for each notebook table and regime, a row per model and a column per
+    metric of ``metrics`` on ``split`` (every row when no row has that
+    split), each 'mean [low, high]' over replicates. The whole table is
+    ``results.csv``."""
+    if summary.empty:
+        return "(no rows)"
+    rows = summary
+    if "metric" in rows.columns and rows["metric"].isin(metrics).any():
+        rows = rows[rows["metric"].isin(metrics)]
+    if "split" in summary.columns and (summary["split"] == split).any():
+        rows = summary[summary["split"] == split]
+    for column in ("condition", "severity"):  # clean data only: shifted rows stay in results.csv
+        if column in rows.columns and rows[column].notna().any() and rows[column].isna().any():
+            rows = rows[rows[column].isna()]
+    keys = [c for c in ("notebook", "table", "regime") if c in rows.columns]
+    index = [c for c in ("model",) if c in rows.columns] or ["metric"]
+    blocks = []
+    for key, block in (rows.groupby(keys, sort=False, dropna=False) if keys else [((), rows)]):
+        key = key if isinstance(key, tuple) else (key,)
+        title = ", ".join(f"{k} {v}" for k, v in zip(keys, key) if not pd.isna(v))
+        wide = with_interval(block, digits).pivot_table(index=index, columns="metric", values="value",
+                                                        aggfunc="first", sort=False)[
+            [m for m in metrics if m in set(block["metric"])] or sorted(set(block["metric"]))] \
+            if index != ["metric"] else with_interval(block, digits).set_index("metric")[["value"]]
+        shown = f"{split} split" if "split" in rows.columns and (rows["split"] == split).all() else "every row"
+        blocks.append(f"{title} ({shown}; mean [95 % interval]):\n{wide.to_string()}")
+    return "\n\n".join(blocks)

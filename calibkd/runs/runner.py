@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+import pandas as pd
+
 from calibkd.errors import ConfigError
 from calibkd.runs import store as run_store
 from calibkd.runs.batches import (
@@ -44,6 +46,7 @@ from calibkd.runs.batches import (
     write_record,
 )
 from calibkd.runs.results import aggregate as write_results
+from calibkd.runs.results import summary_text
 from calibkd.runs.task import execute_run, record_lost, runner_environment
 from calibkd.study.runner import NOTEBOOK_DIR
 
@@ -343,7 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     status = commands.add_parser("status", help="the state of each run of a batch")
     status.add_argument("batch")
-    aggregate = commands.add_parser("aggregate", help="write results.csv and paired.csv of a batch")
+    aggregate = commands.add_parser("aggregate", help="write results.csv and paired.csv of a batch and print "
+                                    "its summary (test split: accuracy, ECE, NLL, Brier)")
     aggregate.add_argument("batch")
     aggregate.add_argument("--reference", default="kd", help="model the paired differences are taken against "
                            "(default %(default)s; 'none' skips them)")
@@ -374,6 +378,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         reference = None if args.reference.lower() == "none" else args.reference
         written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
                                 allow_mixed_code=args.allow_mixed_code, allow_dirty=args.allow_dirty)
+        print(summary_text(pd.read_csv(written["summary"])))
+        print()
         for path in written.values():
             print(f"wrote {path}")
         return 0

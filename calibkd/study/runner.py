@@ -33,10 +33,19 @@ import yaml
 from calibkd.config import NOTEBOOK_PARAMETERS, result_identity, validate_parameters
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text, params_key
-from calibkd.paths import PROJECT_ROOT, download_dir
+from calibkd.paths import batches_dir, download_dir, home, source_checkout
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-DEFAULT_OUTPUT = PROJECT_ROOT / "papermill_runs" / "study"
+#: The chapters the study and batches execute: ``notebooks/`` of the source
+#: checkout (``paths.source_checkout``: the editable checkout, else the home
+#: when it is one); an installed package without a checkout has none.
+NOTEBOOK_DIR = (source_checkout() or home()) / "notebooks"
+#: Study runs go to ``<home>/papermill_runs/<STUDY_FOLDER>/``.
+STUDY_FOLDER = "study"
+
+
+def default_output() -> Path:
+    """Where study runs go by default: ``<home>/papermill_runs/study``."""
+    return batches_dir() / STUDY_FOLDER
 #: What every notebook kernel of a study or batch run gets, besides ``OMP_WAIT_POLICY``.
 KERNEL_ENV = {"CALIBKD_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 #: The kernels' OpenMP wait policy when the caller sets none: PASSIVE degrades
@@ -137,10 +146,10 @@ def provenance() -> dict[str, Any]:
     from calibkd.training.code_version import code_version, notebook_code_versions, study_code_version
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=NOTEBOOK_DIR.parent, capture_output=True,
                                 text=True, check=True).stdout.strip()
         dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "calibkd", "notebooks"],
-                                    cwd=PROJECT_ROOT, capture_output=True, text=True).stdout.strip())
+                                    cwd=NOTEBOOK_DIR.parent, capture_output=True, text=True).stdout.strip())
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = "unknown", None
     return {
@@ -154,15 +163,31 @@ def provenance() -> dict[str, Any]:
     }
 
 
-def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path = DEFAULT_OUTPUT,
+class NotebookFailed(RuntimeError):
+    """A notebook of a study raised: its name, the cell, the error in one
+    line, and the executed copy that holds the traceback."""
+
+    def __init__(self, name: str, error: Any, executed: Path):
+        self.name, self.ename, self.evalue, self.executed = name, error.ename, error.evalue, Path(executed)
+        first = str(error.evalue).strip().splitlines()[0] if str(error.evalue).strip() else ""
+        where = f"cell {error.exec_count}" if error.exec_count else "a cell"
+        super().__init__(f"{name} failed in {where}: {error.ename}: {first} "
+                         f"(traceback in {executed})")
+
+
+def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path | None = None,
               log_output: bool = False) -> Path:
     """Execute ``notebooks`` in order; returns the finished run folder.
 
-    ``log_output`` streams the notebooks' printed output (epoch lines) to the log.
+    Prints one progress line per notebook (its name, then its time when it
+    ends); ``log_output`` also streams the notebooks' printed output (epoch
+    lines) to the log. A notebook that fails raises ``NotebookFailed`` (one
+    line: the notebook, the cell, the error, where the executed copy is).
     """
     import papermill
 
     resolved = resolve_parameters(notebooks, overrides)
+    output = Path(output) if output is not None else default_output()
     identity = {name: result_identity(params) for name, params in resolved.items()}
     run_id = f"{resolved[notebooks[0]]['profile']}-{params_key(identity)[:10]}"
     final = output / run_id
@@ -177,16 +202,21 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     os.environ.update(kernel_runtime(staging / KERNEL_RUNTIME))
     tempfile.tempdir = os.environ["TMPDIR"]  # papermill's connection file, written from this process
     try:
-        for name in notebooks:
+        for number, name in enumerate(notebooks, 1):
             params = dict(resolved[name], output_dir=str(staging.resolve()))
-            print(f"running {name} ...", flush=True)
+            print(f"[{number}/{len(notebooks)}] {name} ...", end="\n" if log_output else " ", flush=True)
             start = time.perf_counter()
-            papermill.execute_notebook(
-                str(notebook_path(name)), str(staging / f"{name}.ipynb"), parameters=params,
-                kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
-            )
+            executed = staging / f"{name}.ipynb"
+            try:
+                papermill.execute_notebook(
+                    str(notebook_path(name)), str(executed), parameters=params,
+                    kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+                )
+            except papermill.PapermillExecutionError as error:
+                print("failed", flush=True)
+                raise NotebookFailed(name, error, executed) from None
             timings[name] = round(time.perf_counter() - start, 1)
-            print(f"  {name} finished in {timings[name]:.0f}s", flush=True)
+            print(f"{'  ' + name + ' ' if log_output else ''}done in {timings[name]:.0f} s", flush=True)
     finally:
         os.environ.clear()
         os.environ.update(old_env)
@@ -202,7 +232,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     if final.exists():
         shutil.rmtree(final)
     staging.rename(final)
-    print(f"study written to {final} ({record['total_seconds']:.0f}s)")
+    print(f"study written to {final} ({record['total_seconds']:.0f} s)")
     return final
 
 
@@ -220,18 +250,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="notebook names to run, in order")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         help="override a notebook parameter (Python literal)")
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--output", type=Path, default=None,
+                        help="parent folder of the run (default: <home>/papermill_runs/study, calibkd.paths)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="stream the notebooks' output and papermill's log (default: one line per notebook)")
     args = parser.parse_args(argv)
     overrides = {name: _parse_value(value) for name, value in args.parameter}
     if args.profile:
         overrides["profile"] = args.profile
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("papermill").setLevel(logging.INFO)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
-        run_study(args.notebooks, overrides, args.output, log_output=True)
+        run_study(args.notebooks, overrides, args.output, log_output=args.verbose)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except NotebookFailed as error:
+        if error.ename == "ConfigError":  # a parameter the notebook itself refused
+            print(f"error: {error.name}: {str(error.evalue).strip()}", file=sys.stderr)
+            return 2
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

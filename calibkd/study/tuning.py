@@ -30,7 +30,7 @@ from calibkd.config.tuning import (
 )
 from calibkd.errors import ConfigError
 from calibkd.nn.inference import predict_logits
-from calibkd.paths import PROJECT_ROOT
+from calibkd.paths import batches_dir
 from calibkd.training.code_version import code_version
 from calibkd.training.stage import StudentResult, StudentStage
 
@@ -175,7 +175,7 @@ def batch_choices(tuning: str, dataset: str, profile: str, regime: str) -> dict[
     """The choices of tuning batch ``tuning`` (a folder, or a batch name under
     ``papermill_runs/``) for one dataset, profile and regime, read from its
     finished runs made by this process's training code."""
-    folder = Path(tuning) if Path(tuning).is_absolute() else PROJECT_ROOT / "papermill_runs" / tuning
+    folder = Path(tuning) if Path(tuning).is_absolute() else batches_dir() / tuning
     return choices_from_table(read_tuning(folder, dataset, profile, regime, code=code_version()))
 
 

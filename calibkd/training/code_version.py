@@ -19,6 +19,10 @@ change to what the code does does. The dump leaves out empty fields (as
 ``ast.dump`` does from Python 3.13 on), so a Python release that adds an
 optional field to a node does not change it. The cache key's is computed
 once per process (the code a process trains with is the code it imported);
+the code is read where the package was imported from (``paths.CODE_ROOT``:
+the checkout, or ``site-packages`` after a plain install, whose
+``calibkd/...`` files and relative paths are the same, so the same source
+gives the same fingerprints and cache keys wherever it is installed);
 provenance reads the files anew for every run (``cached=False``), since a
 long-lived runner outlives many edits while each run imports afresh.
 """
@@ -31,7 +35,7 @@ import hashlib
 from pathlib import Path
 from typing import Iterable
 
-from calibkd.paths import PROJECT_ROOT
+from calibkd.paths import CODE_ROOT, source_checkout
 
 #: The modules whose code determines a trained model's weights and record
 #: (test accuracy, ECE, TS temperature), relative to the project root; a
@@ -67,7 +71,7 @@ STUDY_CODE_EXCLUDED = ("calibkd/runs/*.py", "calibkd/course/*.py")
 LENGTH = 16
 
 
-def files_of(patterns: Iterable[str], excluded: Iterable[str] = (), root: Path = PROJECT_ROOT) -> list[str]:
+def files_of(patterns: Iterable[str], excluded: Iterable[str] = (), root: Path = CODE_ROOT) -> list[str]:
     """The files ``patterns`` name under ``root`` (relative, sorted), less ``excluded``.
 
     A pattern without a glob character must name an existing file; a glob must
@@ -128,7 +132,7 @@ def source_form(source: str) -> str:
     return _canonical(_strip(ast.parse(source)))
 
 
-def fingerprint(patterns: Iterable[str], excluded: Iterable[str] = (), root: Path = PROJECT_ROOT) -> str:
+def fingerprint(patterns: Iterable[str], excluded: Iterable[str] = (), root: Path = CODE_ROOT) -> str:
     """SHA-256 (hex) over the canonical form of every file ``patterns`` name, with its relative path."""
     digest = hashlib.sha256()
     for relative in files_of(patterns, excluded, root):
@@ -145,21 +149,26 @@ def _versions(cached: bool):
     return _fingerprint_once if cached else fingerprint
 
 
-def code_version(root: Path = PROJECT_ROOT, cached: bool = True) -> str:
+def code_version(root: Path = CODE_ROOT, cached: bool = True) -> str:
     """The fingerprint of ``MODEL_CODE`` (first ``LENGTH`` hex digits): the
     cache key's ``code``. Read once per process unless ``cached=False``."""
     return _versions(cached)(MODEL_CODE, MODEL_CODE_EXCLUDED, Path(root))[:LENGTH]
 
 
-def study_code_version(root: Path = PROJECT_ROOT, cached: bool = True) -> str:
+def study_code_version(root: Path = CODE_ROOT, cached: bool = True) -> str:
     """The fingerprint of ``STUDY_CODE`` (first ``LENGTH`` hex digits)."""
     return _versions(cached)(STUDY_CODE, STUDY_CODE_EXCLUDED, Path(root))[:LENGTH]
 
 
-def notebook_code_versions(root: Path = PROJECT_ROOT, cached: bool = True) -> dict[str, str]:
+def notebook_code_versions(root: Path | None = None, cached: bool = True) -> dict[str, str]:
     """Each notebook's fingerprint, from its jupytext source ``notebooks/<name>.py``
-    (markdown cells are comments there, so prose edits do not count); empty
-    outside a source checkout."""
+    (markdown cells are comments there, so prose edits do not count), under
+    ``root`` (default: ``paths.source_checkout()``, the checkout whose
+    notebooks run); empty outside a source checkout."""
+    if root is None:
+        root = source_checkout()
+        if root is None:
+            return {}
     folder = Path(root) / "notebooks"
     return {path.stem: _versions(cached)((f"notebooks/{path.name}",), (), Path(root))[:LENGTH]
             for path in sorted(folder.glob("*.py"))}
