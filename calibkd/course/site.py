@@ -1,29 +1,38 @@
-"""The course site: static HTML of the committed, executed notebooks.
+"""The course sites: a student site and an instructor site from one source.
 
-``python -m calibkd.course.site build`` (``make site``) writes ``site/``:
-``index.html`` (the chapters in order, each with its title and what it
-teaches), one page per chapter, the student edition of each chapter to
-download (``student/``), and MathJax, so that the site works offline and
-students can read it without installing anything.
+``python -m calibkd.course.site build`` (``make site``) writes two static
+sites with Sphinx, myst-nb and sphinx-book-theme (the Jupyter Book 1 stack):
 
-*Decisions:* nbconvert's ``lab`` template, not Jupyter Book: it renders the
-committed outputs as they are (figures embedded as PNG, pandas tables as
-HTML), needs no extra toolchain, and its math goes through MathJax 2, which
-``jupyter-server-mathjax`` ships, copied into the site instead of loaded from
-a CDN (the page loads no script from the network). Nothing is executed at build time: a notebook without outputs is an
-error (execute it with ``make notebooks`` first). Links between chapters
-(``0N_name.ipynb``) are rewritten to their pages. The site is assembled in a
-temporary folder and moved into place when complete.
+- ``site/student/``: the student editions (``calibkd.course.editions``):
+  exercises with nbgrader's stubs, no solution, no worked answer;
+- ``site/instructor/``: the solution notebooks, with every answer.
+
+Each page has the chapters in a sidebar, the page's contents beside it,
+offline search, a readable line length, a "download notebook" button (the
+page's own notebook: the student edition on the student site) and math
+typeset by MathJax 2 copied into the site. The install, import and parameter
+cells are collapsed (tags added to a copy at build time, never to the
+sources). Nothing is executed (``nb_execution_mode = "off"``): a notebook
+without outputs is an error. Nothing comes from the network, at build time
+or when a page is viewed. Each site is assembled in a temporary folder and
+moved into place when complete.
+
+*Decision* (docs/course.md, "The sites"): Sphinx + myst-nb +
+sphinx-book-theme, what Jupyter Book 1 is made of, driven directly with one
+configuration (``site_config/conf.py``) rather than through the
+``jupyter-book`` command, whose version 2 is a different (Node-based) tool.
 """
 
 from __future__ import annotations
 
 import argparse
-import html
-import re
+import copy
+import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,19 +45,27 @@ from calibkd.io import atomic_write_text
 from calibkd.paths import PROJECT_ROOT
 
 SITE_DIR = PROJECT_ROOT / "site"
-MATHJAX_DIR = "mathjax"
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the full TeX config that jupyter-server-mathjax ships
-MATHJAX_FONTS = ('<script type="text/x-mathjax-config">MathJax.Hub.Config({"HTML-CSS": '
-                 '{availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});</script>')
+CONFIG_DIR = Path(__file__).resolve().parent / "site_config"
+EDITIONS = ("student", "instructor")
 SITE_TITLE = "calibkd: knowledge distillation from calibrated teachers"
+#: tags put (on the build's copy) on the set-up cells: collapsed, one click away
+HIDE_CELL, HIDE_INPUT = "hide-cell", "hide-input"
 
-STYLE = """
-nav.calibkd { font-family: system-ui, sans-serif; padding: 0.6em 1em; background: #f3f4f6;
-              border-bottom: 1px solid #d1d5db; display: flex; gap: 1.5em; flex-wrap: wrap; }
-nav.calibkd a { color: #1d4ed8; text-decoration: none; }
-body.calibkd-index { font-family: system-ui, sans-serif; max-width: 52em; margin: 2em auto; padding: 0 1em; }
-body.calibkd-index li.chapter { margin-bottom: 1.5em; }
-"""
+ANNOUNCEMENT = {
+    "student": "Student edition: exercises without their solutions.",
+    "instructor": "Instructor edition: with solutions and worked answers. Give students the student site.",
+}
+INTRO = {
+    "student": (
+        "The chapters of the study as executed for the committed reference run. Each chapter ends "
+        "with an exercise (checked by the cell after it) and questions to try; download a chapter "
+        "with the button at the top of its page and run it with `profile = \"smoke\"` on a laptop "
+        "or a hosted notebook."),
+    "instructor": (
+        "The chapters of the study as executed for the committed reference run, **with the "
+        "solutions of the exercises and the worked answers to the questions**. The student site "
+        "is built from the same notebooks without them (`make site`, docs/course.md)."),
+}
 
 
 class SiteError(ValueError):
@@ -57,15 +74,11 @@ class SiteError(ValueError):
 
 @dataclass(frozen=True)
 class Chapter:
-    """One notebook of the site: where it comes from and what its page is called."""
+    """One notebook of the site: where it comes from and its title."""
 
     source: Path
     title: str
     notebook: nbformat.NotebookNode
-
-    @property
-    def page(self) -> str:
-        return f"{self.source.stem}.html"
 
 
 def mathjax_source() -> Path:
@@ -73,11 +86,26 @@ def mathjax_source() -> Path:
     try:
         import jupyter_server_mathjax
     except ImportError as error:
-        raise SiteError("jupyter-server-mathjax is not installed (pip install -e .): the site needs its MathJax") from error
+        raise SiteError(_missing("jupyter-server-mathjax")) from error
     static = Path(jupyter_server_mathjax.__file__).parent / "static"
     if not (static / "MathJax.js").is_file():
         raise SiteError(f"no MathJax.js in {static}; reinstall jupyter-server-mathjax")
     return static
+
+
+def _missing(package: str) -> str:
+    return (f"{package} is not installed: the course sites need calibkd's course extra "
+            f"(`make setup`, or `pip install -e \".[course]\"`, once, with access to PyPI)")
+
+
+def check_builder() -> None:
+    """Refuse early, with the command that fixes it, when the builder is missing."""
+    for module, package in (("sphinx", "sphinx"), ("myst_nb", "myst-nb"), ("sphinx_book_theme", "sphinx-book-theme")):
+        try:
+            __import__(module)
+        except ImportError as error:
+            raise SiteError(_missing(package)) from error
+    mathjax_source()
 
 
 def load_chapter(path: Path) -> Chapter:
@@ -101,106 +129,93 @@ def load_chapter(path: Path) -> Chapter:
     return Chapter(path, headings[0] if headings else path.stem, notebook)
 
 
-def _link_chapters(page: str, chapters: Sequence[Chapter]) -> str:
-    """Links to another chapter's notebook point to its page instead."""
-    for chapter in chapters:
-        pattern = rf'href="(?:\.\./notebooks/|\./)?{re.escape(chapter.source.name)}(#[^"]*)?"'
-        page = re.sub(pattern, lambda m, target=chapter.page: f'href="{target}{m.group(1) or ""}"', page)
-    return page
+def hide_setup(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` whose set-up cells are collapsed: every code cell
+    up to and including the parameters cell (install, imports, parameters) gets
+    ``hide-cell``; the cell right after the parameters (which starts the run)
+    shows its output with its code collapsed (``hide-input``). Without a
+    parameters cell, only the first code cell (the install cell) is hidden."""
+    out = copy.deepcopy(notebook)
+    code = [i for i, c in enumerate(out.cells) if c.cell_type == "code"]
+    parameters = next((i for i in code if "parameters" in out.cells[i].metadata.get("tags", [])), None)
+    hidden = [i for i in code if i <= parameters] if parameters is not None else code[:1]
+    after = [i for i in code if parameters is not None and i > parameters][:1]
+    for index, tag in [(i, HIDE_CELL) for i in hidden] + [(i, HIDE_INPUT) for i in after]:
+        tags = out.cells[index].metadata.setdefault("tags", [])
+        if tag not in tags:
+            tags.append(tag)
+    return out
 
 
-def _nav(chapters: Sequence[Chapter], index: int) -> str:
-    links = ['<a href="index.html">Contents</a>']
-    if index > 0:
-        links.append(f'<a href="{chapters[index - 1].page}">&larr; {html.escape(chapters[index - 1].title)}</a>')
-    if index + 1 < len(chapters):
-        links.append(f'<a href="{chapters[index + 1].page}">{html.escape(chapters[index + 1].title)} &rarr;</a>')
-    links.append(f'<a href="student/{chapters[index].source.name}" download>Student edition (.ipynb)</a>')
-    return f'<nav class="calibkd">{" ".join(links)}</nav>'
+def _index(edition: str, chapters: Sequence[Chapter]) -> str:
+    names = "\n".join(c.source.stem for c in chapters)
+    return (f"# {SITE_TITLE}\n\n{INTRO[edition]}\n\n"
+            f"```{{toctree}}\n:maxdepth: 1\n:caption: Chapters\n\n{names}\n```\n")
 
 
-def render_chapter(chapters: Sequence[Chapter], index: int, mathjax_url: str) -> str:
-    """One chapter as a full HTML page with the site's navigation."""
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab", mathjax_url=mathjax_url)
-    body, _ = exporter.from_notebook_node(chapters[index].notebook,
-                                          resources={"metadata": {"name": chapters[index].title}})
-    # require.js only serves widgets, which the study has none of: the site loads nothing from a CDN
-    body = re.sub(r'<script src="https?://[^"]*require[^"]*"></script>', "", body)
-    # jupyter-server-mathjax ships only the STIX-Web web fonts: use them, never look for others
-    body = body.replace(f'<script src="{mathjax_url}"', f"{MATHJAX_FONTS}\n<script src=\"{mathjax_url}\"", 1)
-    body = _link_chapters(body, chapters)
-    nav = _nav(chapters, index)
-    body = re.sub(r"(<body[^>]*>)", lambda m: f"{m.group(1)}\n{nav}", body, count=1)
-    body = body.replace("</head>", f'<link rel="icon" href="data:,"><style>{STYLE}</style>\n</head>', 1)
-    return body.replace("</body>", f"{nav}\n</body>", 1)
+def _sphinx(source: Path, out: Path, edition: str) -> None:
+    command = [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-E", "-c", str(CONFIG_DIR),
+               "-D", f"html_title=calibkd · {edition} edition",
+               "-D", f"html_theme_options.announcement={ANNOUNCEMENT[edition]}",
+               "-D", f"html_static_path={source / '_static_extra'}",
+               str(source), str(out)]
+    env = {**os.environ, "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    problems = [line for line in done.stderr.splitlines() if "WARNING" in line or "ERROR" in line]
+    if done.returncode != 0 or problems:
+        raise SiteError(f"Sphinx failed for the {edition} site:\n" + "\n".join((problems or done.stderr.splitlines())[-20:]))
 
 
-def _summary(chapter: Chapter) -> str:
-    """The chapter's opening cell without its title, as HTML."""
-    import mistune
-
-    opening = next(c.source for c in chapter.notebook.cells if c.cell_type == "markdown")
-    text = "\n".join(line for line in opening.splitlines() if not line.startswith("# "))
-    return mistune.html(text)
-
-
-def render_index(chapters: Sequence[Chapter]) -> str:
-    """The contents page: every chapter in order, with its opening text."""
-    items = "\n".join(
-        f'<li class="chapter"><h2><a href="{c.page}">{html.escape(c.title)}</a></h2>\n'
-        f'<p><a href="student/{c.source.name}" download>Student edition (.ipynb)</a></p>\n{_summary(c)}</li>'
-        for c in chapters
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(SITE_TITLE)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,"><style>{STYLE}</style></head>
-<body class="calibkd-index">
-<h1>{html.escape(SITE_TITLE)}</h1>
-<p>The chapters of the study as executed for the committed reference run: read them here, or
-download a chapter's student edition (exercises without their solutions) and run it with
-<code>profile = "smoke"</code> on a laptop or a hosted notebook.</p>
-<ol>
-{items}
-</ol>
-</body></html>
-"""
-
-
-def build(notebooks: Sequence[Path] | None = None, out: Path = SITE_DIR) -> Path:
-    """Build the site from executed notebooks (default: ``notebooks/0*.ipynb``) into ``out``."""
-    sources = list(notebooks) if notebooks is not None else editions.numbered_notebooks()
-    if not sources:
-        raise SiteError("no notebooks to build a site from")
-    chapters = [load_chapter(p) for p in sources]
+def build_edition(edition: str, chapters: Sequence[Chapter], out: Path) -> Path:
+    """One site (``student`` or ``instructor``) from executed chapters into ``out``."""
+    if edition not in EDITIONS:
+        raise SiteError(f"unknown edition {edition!r}; choose from {list(EDITIONS)}")
+    notebooks = [editions.student_edition(c.notebook, c.source.stem) if edition == "student" else c.notebook
+                 for c in chapters]  # every student edition is made (and checked) before anything is written
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
     try:
-        shutil.copytree(mathjax_source(), staging / MATHJAX_DIR)
-        mathjax_url = f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
-        for index, chapter in enumerate(chapters):
-            atomic_write_text(staging / chapter.page, render_chapter(chapters, index, mathjax_url))
-        editions.generate([c.source for c in chapters], staging / "student")
-        atomic_write_text(staging / "index.html", render_index(chapters))
-        _readable(staging)
+        source, html = work / "source", work / "html"
+        source.mkdir()
+        shutil.copytree(mathjax_source(), source / "_static_extra" / "mathjax")
+        shutil.copy(CONFIG_DIR / "calibkd.css", source / "_static_extra")
+        for chapter, notebook in zip(chapters, notebooks):
+            nbformat.write(hide_setup(notebook), source / chapter.source.name)
+        (source / "index.md").write_text(_index(edition, chapters))
+        _sphinx(source, html, edition)
+        shutil.rmtree(html / ".doctrees", ignore_errors=True)
+        (html / ".buildinfo").unlink(missing_ok=True)
+        _readable(html)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             out.rename(old)
-            staging.rename(out)
+            html.rename(out)
             shutil.rmtree(old, ignore_errors=True)
         else:
-            staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+            html.rename(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return out
 
 
+def build(notebooks: Sequence[Path] | None = None, out: Path = SITE_DIR,
+          which: Sequence[str] = EDITIONS) -> dict[str, Path]:
+    """Build the sites (default: both) from executed notebooks (default:
+    ``notebooks/0*.ipynb``) into ``out/student`` and ``out/instructor``."""
+    check_builder()
+    sources = list(notebooks) if notebooks is not None else editions.numbered_notebooks()
+    if not sources:
+        raise SiteError("no notebooks to build a site from")
+    chapters = [load_chapter(p) for p in sources]
+    for chapter in chapters:  # the student edition of every chapter exists before any site is written
+        editions.student_edition(chapter.notebook, chapter.source.stem)
+    return {edition: build_edition(edition, chapters, Path(out) / edition) for edition in which}
+
+
 def _readable(root: Path) -> None:
-    """World-readable, as a web server needs (temporary files are created private)."""
+    """World-readable, as a web server needs (temporary folders are created private)."""
     root.chmod(0o755)
     for path in root.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
@@ -209,16 +224,21 @@ def _readable(root: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibkd.course.site", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("build", help="build the static site from the executed notebooks")
+    cmd = sub.add_parser("build", help="build the student and the instructor site from the executed notebooks")
     cmd.add_argument("notebooks", nargs="*", type=Path, help="executed notebooks (default: notebooks/0*.ipynb)")
     cmd.add_argument("--out", type=Path, default=SITE_DIR, help=f"output folder (default: {SITE_DIR})")
+    cmd.add_argument("--edition", choices=EDITIONS, action="append",
+                     help="build only this site (repeatable; default: both)")
     args = parser.parse_args(argv)
+    started = time.perf_counter()
     try:
-        out = build(args.notebooks or None, args.out)
+        built = build(args.notebooks or None, args.out, args.edition or EDITIONS)
     except (SiteError, editions.EditionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    print(f"site written to {out}; open {out / 'index.html'}")
+    for edition, path in built.items():
+        print(f"{edition} site: {path / 'index.html'}")
+    print(f"built in {time.perf_counter() - started:.0f} s")
     return 0
 
 
