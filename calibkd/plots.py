@@ -1,4 +1,10 @@
-"""Figures of the study, one consistent seaborn style, readable inline and as PNG."""
+"""Figures of the study, one consistent seaborn style, readable inline and as PNG.
+
+Every method (and regime) is drawn with its own colour, marker and line style
+from ``calibkd.config.display`` in every figure; legends sit outside the data;
+point labels are moved apart with adjustText; ECE is a fraction (0-1) in
+every title and axis label (``ece_title``, ``display.ece_axis_label``).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,38 @@ import seaborn as sns
 import torch
 
 from calibkd import metrics
+from calibkd.config import display
+from calibkd.config.display import ece_axis_label, ece_text, markers, palette, style
 
 PALETTE = "colorblind"
+#: Fixed colours of the reliability diagram's parts (not methods).
+ACCURACY_COLOUR, GAP_COLOUR = "#0173b2", "tab:red"
+
+
+def ece_title(value: float, estimator: str = "15 eq.-width bins") -> str:
+    """``ECE 0.034 (15 eq.-width bins)``: the one way a figure title states an ECE."""
+    return f"ECE {ece_text(value)} ({estimator})"
+
+
+def legend_outside(ax: plt.Axes, title: str | None = None, **kwargs) -> None:
+    """Move ``ax``'s legend to the right of the axes, off the data."""
+    if ax.get_legend() is None and not ax.get_legend_handles_labels()[0]:
+        return
+    if ax.get_legend() is not None:
+        sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), frameon=False, title=title,
+                        fontsize=8, **kwargs)
+    else:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, title=title, fontsize=8, **kwargs)
+
+
+def label_points(ax: plt.Axes, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
+    """Name each point, with the labels pushed apart so none overlaps another (adjustText)."""
+    from adjustText import adjust_text
+
+    texts = [ax.text(x, y, name, fontsize=8, color=style(name).colour if name in display.STYLES else "black")
+             for x, y, name in zip(xs, ys, names)]
+    if texts:
+        adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
 
 
 def set_style() -> None:
@@ -86,24 +122,27 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> plt.Figure:
                 rows.append(pd.DataFrame({"model": model, "split": split, "metric": metric,
                                           "epoch": history["epoch"], "value": history[f"{split}_{metric}"]}))
     table = pd.concat(rows, ignore_index=True)
-    titles = {"acc": "accuracy", "nll": "NLL", "ece": "ECE (15 equal-width bins)"}
+    titles = {"acc": "accuracy", "nll": "NLL", "ece": ece_axis_label()}
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, metric in zip(axes, ("acc", "nll", "ece")):
         sns.lineplot(data=table[table.metric == metric], x="epoch", y="value", hue="model",
-                     style="split", style_order=["train", "test"], marker="o", markersize=4, ax=ax)
+                     palette=palette(histories), style="split", style_order=["train", "test"], marker="o",
+                     markersize=4, ax=ax)
         ax.set_title(titles[metric])
         ax.set_ylabel("")
         if ax is not axes[-1]:
             ax.get_legend().remove()
-    axes[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+    legend_outside(axes[-1])
     fig.tight_layout()
     return fig
 
 
 def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, title: str = "",
-                        n_bins: int = metrics.DEFAULT_BINS, axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+                        n_bins: int = metrics.DEFAULT_BINS, axes: Sequence[plt.Axes] | None = None,
+                        legend: bool = True) -> plt.Figure:
     """Reliability diagram (accuracy per confidence bin, with the gap to the
-    diagonal as red bars) above a histogram of top-label confidence."""
+    diagonal as red bars) above a histogram of top-label confidence; the
+    title gives the ECE as a fraction. ``legend``: the key, right of the axes."""
     if axes is None:
         fig, axes = plt.subplots(2, 1, figsize=(3.6, 4.4), gridspec_kw={"height_ratios": [3, 1]}, sharex=True)
     else:
@@ -113,17 +152,19 @@ def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, title: str = 
     width = 1.0 / n_bins
     centers = table["lower"] + width / 2
     filled = table["count"] > 0
-    top.bar(centers[filled], table["accuracy"][filled], width=width, color=sns.color_palette(PALETTE)[0],
+    top.bar(centers[filled], table["accuracy"][filled], width=width, color=ACCURACY_COLOUR,
             edgecolor="white", label="accuracy")
     top.bar(centers[filled], (table["confidence"] - table["accuracy"])[filled], bottom=table["accuracy"][filled],
-            width=width, color="tab:red", alpha=0.35, edgecolor="tab:red", hatch="//", label="gap")
+            width=width, color=GAP_COLOUR, alpha=0.35, edgecolor=GAP_COLOUR, hatch="//",
+            label="gap to confidence")
     top.plot([0, 1], [0, 1], "--", color="gray", linewidth=1)
     top.set_xlim(0, 1)
     top.set_ylim(0, 1)
     top.set_ylabel("accuracy")
     score = metrics.ece(probs, labels, n_bins)
-    top.set_title(f"{title}\nECE {100 * score:.2f}% (15 eq.-width bins)" if title else f"ECE {100 * score:.2f}%")
-    top.legend(loc="upper left", fontsize=8)
+    top.set_title(f"{title}\n{ece_title(score)}" if title else ece_title(score))
+    if legend:
+        legend_outside(top)
     confidence = probs.double().max(1).values.cpu().numpy()
     bottom.hist(confidence, bins=np.linspace(0, 1, n_bins + 1), color="gray", weights=np.full(len(confidence), 1 / len(confidence)))
     bottom.axvline(confidence.mean(), color="black", linewidth=1, linestyle=":")
@@ -142,13 +183,16 @@ def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], nc
         r, c = divmod(i, ncols)
         top = fig.add_subplot(grid[2 * r, c])
         bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
-        reliability_diagram(probs, labels, title, axes=(top, bottom))
+        reliability_diagram(probs, labels, title, axes=(top, bottom), legend=False)
         top.tick_params(labelbottom=False)
         if c > 0:
             top.set_ylabel("")
             bottom.set_ylabel("")
         if r < nrows - 1:
             bottom.set_xlabel("")
+    handles, names = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False,
+               fontsize=9)
     return fig
 
 
@@ -214,7 +258,8 @@ def truth_fidelity(table: pd.DataFrame, by_group: pd.DataFrame) -> plt.Figure:
     axes[1].set_xlabel("within-group uniformity (1 = uniform, the truth)")
     axes[1].set_ylabel("")
     axes[1].tick_params(axis="y", labelsize=8)
-    axes[1].legend(fontsize=8, loc="lower left")
+    legend_outside(axes[0], title="inputs")
+    legend_outside(axes[1], title="model, inputs")
     fig.tight_layout()
     return fig
 
@@ -254,12 +299,18 @@ def shift_curves(table: pd.DataFrame, metrics_shown: Sequence[str] = ("accuracy"
     data = pd.concat([clean, mean], ignore_index=True)
     fig, axes = plt.subplots(1, len(metrics_shown), figsize=(5 * len(metrics_shown), 3.6))
     axes = np.atleast_1d(axes)
+    models = list(dict.fromkeys(data["model"]))
     for ax, metric in zip(axes, metrics_shown):
-        sns.lineplot(data=data[data.metric == metric], x="severity", y="value", hue="model", marker="o", ax=ax)
-        ax.set_title(f"{metric} (mean over corruptions)" if metric != "ece" else "ECE, 15 equal-width bins (mean over corruptions)")
-        ax.set_xticks(range(0, 6))
+        sns.lineplot(data=data[data.metric == metric], x="severity", y="value", hue="model", hue_order=models,
+                     palette=palette(models), style="model", style_order=models, markers=markers(models),
+                     dashes=False, ax=ax)
+        ax.set_title(f"{metric if metric != 'ece' else ece_axis_label()}, mean over corruptions")
+        ax.set_xticks(sorted(data["severity"].unique()))
         ax.set_xlabel("severity (0 = clean)")
         ax.set_ylabel("")
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+    legend_outside(axes[-1])
     fig.tight_layout()
     return fig
 
@@ -299,37 +350,53 @@ def _half_widths(row: pd.Series) -> list[list[float]] | None:
     return None if pd.isna(row["ci_low"]) else [[row["mean"] - row["ci_low"]], [row["ci_high"] - row["mean"]]]
 
 
+def _column_label(column: str) -> str:
+    """A summary column's axis label, with the unit where the column is an ECE."""
+    return ece_axis_label(what=column) if "ECE" in column else column
+
+
 def interval_bars(picked: pd.DataFrame, regimes: Sequence[str], columns: Sequence[str]) -> plt.Figure:
     """Per regime (rows) and column (panels): each model's mean as a bar with
-    its interval. ``picked`` is summary rows with a ``column`` (``pick_columns``)."""
-    fig, axes = plt.subplots(len(regimes), len(columns), figsize=(14, 4 * len(regimes)), squeeze=False)
+    its interval, in the model's colour. ``picked`` is summary rows with a
+    ``column`` (``pick_columns``)."""
+    fig, axes = plt.subplots(len(regimes), len(columns), figsize=(14, 4.2 * len(regimes)), squeeze=False)
     for i, regime in enumerate(regimes):
         for j, column in enumerate(columns):
             ax = axes[i][j]
             part = picked[(picked["regime"] == regime) & (picked["column"] == column)].sort_values("model")
-            ax.bar(part["model"], part["mean"], color=sns.color_palette("tab20", len(part)))
+            ax.bar(part["model"], part["mean"], color=[style(m).colour for m in part["model"]])
             ax.errorbar(part["model"], part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
                         fmt="none", ecolor="black", capsize=3)
             if column == "accuracy":
                 ax.set_ylim(part["ci_low"].min(skipna=True) - 0.01 if part["ci_low"].notna().any()
                             else part["mean"].min() - 0.01, part["mean"].max() + 0.01)
             ax.set_title(f"{regime}: {column}")
-            ax.tick_params(axis="x", rotation=70)
+            ax.set_ylabel(_column_label(column) if j == 0 or "ECE" in column else "")
+            ax.tick_params(axis="x", rotation=60)
+            plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     fig.tight_layout()
     return fig
 
 
 def accuracy_against_ece(picked: pd.DataFrame, regimes: Sequence[str]) -> plt.Figure:
-    """Per regime: each model at (test ECE, test accuracy) with both intervals as error bars."""
+    """Per regime: each model at (test ECE, test accuracy) with both intervals
+    as error bars, in its colour and marker, labelled without overlaps."""
     accuracy = picked[picked["column"] == "accuracy"].set_index(["regime", "model"])
     calibration = picked[picked["column"] == "ECE"].set_index(["regime", "model"])
     fig, axes = plt.subplots(1, len(regimes), figsize=(7 * len(regimes), 5), squeeze=False)
     for ax, regime in zip(axes[0], regimes):
-        for model in accuracy.loc[regime].index:
+        names = list(accuracy.loc[regime].index)
+        xs, ys = [], []
+        for model in names:
             a, e = accuracy.loc[(regime, model)], calibration.loc[(regime, model)]
-            ax.errorbar(e["mean"], a["mean"], xerr=_half_widths(e), yerr=_half_widths(a), fmt="o", capsize=2)
-            ax.annotate(model, (e["mean"], a["mean"]), fontsize=8, xytext=(4, 2), textcoords="offset points")
-        ax.set(xlabel="test ECE", ylabel="test accuracy", title=f"{regime} regime")
+            look = style(model)
+            ax.errorbar(e["mean"], a["mean"], xerr=_half_widths(e), yerr=_half_widths(a), fmt=look.marker,
+                        color=look.colour, capsize=2)
+            xs.append(e["mean"])
+            ys.append(a["mean"])
+        label_points(ax, xs, ys, names)
+        ax.set(xlabel=ece_axis_label(what="test ECE"), ylabel="test accuracy", title=f"{regime} regime")
+    fig.tight_layout()
     return fig
 
 
@@ -342,11 +409,15 @@ def severity_bands(severity: pd.DataFrame, regimes: Sequence[str], models: Seque
             part = severity[(severity["regime"] == regime) & (severity["model"] == model)].sort_values("severity")
             if part.empty:
                 continue
-            ax.plot(part["severity"], part["mean"], marker="o", label=model)
-            ax.fill_between(part["severity"].astype(float), part["ci_low"], part["ci_high"], alpha=0.15)
-        ax.set(xlabel="corruption severity (0 = clean)", ylabel="ECE (mean over corruptions)",
+            look = style(model)
+            ax.plot(part["severity"], part["mean"], marker=look.marker, linestyle=look.linestyle, color=look.colour,
+                    label=model)
+            ax.fill_between(part["severity"].astype(float), part["ci_low"], part["ci_high"], color=look.colour,
+                            alpha=0.15)
+        ax.set(xlabel="corruption severity (0 = clean)", ylabel=ece_axis_label(what="ECE, mean over corruptions"),
                title=f"{regime} regime")
-        ax.legend(fontsize=8)
+    legend_outside(axes[0][-1])
+    fig.tight_layout()
     return fig
 
 
@@ -355,47 +426,58 @@ def group_bars(group_summary: pd.DataFrame, groups: Sequence[str]) -> plt.Figure
     with intervals. ``group_summary``: summary rows with a ``group`` column."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
     offsets = [(k - (len(groups) - 1) / 2) * 0.27 for k in range(len(groups))]
+    shades = sns.color_palette("crest", len(groups))
     for ax, metric in zip(axes, ["accuracy", "ece"]):
         part = group_summary[group_summary["metric"] == metric]
         models = sorted(part["model"].unique())
-        for offset, group in zip(offsets, groups):
+        for offset, group, shade in zip(offsets, groups, shades):
             g = part[part["group"] == group].set_index("model").reindex(models)
             x = [i + offset for i in range(len(models))]
-            ax.bar(x, g["mean"], width=0.26, label=f"{group}-shot")
+            ax.bar(x, g["mean"], width=0.26, color=shade, label=f"{group}-shot")
             ax.errorbar(x, g["mean"], yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]], fmt="none",
                         ecolor="black", capsize=2)
-        ax.set_xticks(range(len(models)), models, rotation=60)
-        ax.set(title=f"long tail: test {metric} per class group", ylabel=metric)
-    axes[0].legend(fontsize=8)
+        ax.set_xticks(range(len(models)), models, rotation=60, ha="right", rotation_mode="anchor")
+        ax.set(title=f"long tail: test {metric} per class group",
+               ylabel=ece_axis_label(what="test ECE") if metric == "ece" else f"test {metric}")
+    legend_outside(axes[-1], title="class group")
     fig.tight_layout()
     return fig
 
 
 def accuracy_ece_plane(table: pd.DataFrame, title: str) -> plt.Figure:
     """Each student at (test ECE, test accuracy), filled as trained and open
-    after its own temperature scaling, joined by a line. ``table``: chapter
-    04's summary (a row per student, columns ``ECE``, ``ECE after TS``, ``accuracy``)."""
+    after its own temperature scaling, joined by a line; each in its colour
+    and marker, labelled without overlaps. ``table``: chapter 04's summary (a
+    row per student, columns ``ECE``, ``ECE after TS``, ``accuracy``)."""
     plane = table.reset_index(names="student")
     fig, ax = plt.subplots(figsize=(8, 5.5))
-    sns.scatterplot(data=plane, x="ECE", y="accuracy", hue="student", s=70, ax=ax, legend=False)
-    ax.scatter(plane["ECE after TS"], plane["accuracy"], facecolors="none", edgecolors="grey", s=60)
     for _, row in plane.iterrows():
-        ax.annotate(row["student"], (row["ECE"], row["accuracy"]), fontsize=8, xytext=(4, 2),
-                    textcoords="offset points")
-        ax.plot([row["ECE"], row["ECE after TS"]], [row["accuracy"]] * 2, color="grey", lw=0.6, alpha=0.6)
-    ax.set(xlabel="test ECE (filled: as trained; open: after the student's own TS)", ylabel="test accuracy",
-           title=title)
+        look = style(row["student"])
+        ax.plot([row["ECE"], row["ECE after TS"]], [row["accuracy"]] * 2, color=look.colour, lw=0.8, alpha=0.6)
+        ax.scatter(row["ECE"], row["accuracy"], color=look.colour, marker=look.marker, s=60, zorder=3)
+        ax.scatter(row["ECE after TS"], row["accuracy"], facecolors="none", edgecolors=look.colour,
+                   marker=look.marker, s=50, zorder=3)
+    label_points(ax, plane["ECE"].tolist(), plane["accuracy"].tolist(), plane["student"].tolist())
+    ax.set(xlabel=ece_axis_label(what="test ECE") + "\nfilled: as trained; open: after the student's own TS",
+           ylabel="test accuracy", title=title)
+    fig.tight_layout()
     return fig
 
 
 def regime_bars(both: pd.DataFrame, columns: Sequence[str] = ("accuracy", "ECE", "shift ECE (mean)")) -> plt.Figure:
-    """One panel per column: each student's value, one bar per regime.
-    ``both``: summary rows with ``regime`` and ``student`` columns."""
-    fig, axes = plt.subplots(1, len(columns), figsize=(13, 4))
+    """One panel per column: each student's value, one bar per regime (in the
+    regime's colour). ``both``: summary rows with ``regime`` and ``student`` columns."""
+    fig, axes = plt.subplots(1, len(columns), figsize=(14, 4.2))
+    regimes = list(dict.fromkeys(both["regime"]))
     for ax, column in zip(axes, columns):
-        sns.barplot(data=both, x="student", y=column, hue="regime", ax=ax)
+        sns.barplot(data=both, x="student", y=column, hue="regime", hue_order=regimes, palette=palette(regimes), ax=ax)
         ax.tick_params(axis="x", rotation=60)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.set_xlabel("")
+        ax.set_ylabel(_column_label(column))
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+    legend_outside(axes[-1], title="regime")
     fig.tight_layout()
     return fig
 
@@ -406,21 +488,71 @@ def class_group_panels(groups: pd.DataFrame, regime: str) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(13, 4))
     for ax, metric in zip(axes, ["accuracy", "ece"]):
         sns.barplot(data=groups[groups.metric == metric], x="model", y="value", hue="group",
-                    hue_order=["many", "medium", "few"], ax=ax)
-        ax.set(xlabel="", ylabel=f"test {metric}", title=f"{regime}: test {metric} per class group")
+                    hue_order=["many", "medium", "few"], palette="crest", ax=ax)
+        ax.set(xlabel="", ylabel=ece_axis_label(what="test ECE") if metric == "ece" else f"test {metric}",
+               title=f"{regime}: test {metric} per class group")
         ax.tick_params(axis="x", rotation=60)
+        plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
+        if ax is not axes[-1]:
+            ax.get_legend().remove()
+    legend_outside(axes[-1], title="class group")
     fig.tight_layout()
     return fig
 
 
-def sensitivity_lines(sensitivity: pd.DataFrame) -> plt.Figure:
-    """Validation accuracy, NLL and ECE as each swept setting moves from its
-    lowest to its highest value (one line per setting)."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, metric in zip(axes, ["accuracy", "nll", "ece"]):
-        for setting, group in sensitivity.groupby("setting"):
-            ax.plot(range(len(group)), group[metric], marker="o", label=setting)
-        ax.set(title=f"validation {metric}", xlabel="setting value (low -> high)")
-    axes[0].legend(fontsize=8)
+def _value_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def sensitivity_lines(sensitivity: pd.DataFrame, baseline: Mapping[str, float] | None = None) -> plt.Figure:
+    """Validation accuracy, NLL and ECE (rows) as each swept setting (columns)
+    moves through its values, which label the x axis; the setting's baseline
+    value (``baseline``, e.g. ``sweep_baseline``) is marked by a dotted line."""
+    settings = list(dict.fromkeys(sensitivity["setting"]))
+    rows = [("accuracy", "validation accuracy"), ("nll", "validation NLL"), ("ece", ece_axis_label(what="validation ECE"))]
+    fig, axes = plt.subplots(len(rows), len(settings), figsize=(3.6 * len(settings) + 1, 7.5), squeeze=False,
+                             sharey="row")
+    for j, setting in enumerate(settings):
+        part = sensitivity[sensitivity["setting"] == setting].sort_values("value")
+        values = part["value"].astype(float).tolist()
+        for i, (metric, label) in enumerate(rows):
+            ax = axes[i][j]
+            ax.plot(range(len(values)), part[metric], marker="o", color=display.COLOURS[j % len(display.COLOURS)])
+            for k, (value, score) in enumerate(zip(values, part[metric])):
+                ax.annotate(f"{score:.3f}", (k, score), xytext=(0, 5), textcoords="offset points", ha="center",
+                            fontsize=7)
+            if baseline and setting in baseline and float(baseline[setting]) in values:
+                ax.axvline(values.index(float(baseline[setting])), color="grey", linestyle=":", linewidth=1)
+            ax.set_xticks(range(len(values)), [_value_text(v) for v in values])
+            ax.margins(x=0.15, y=0.2)
+            ax.set_ylabel(label if j == 0 else "")
+            if i == 0:
+                ax.set_title(f"{setting}" + (f" (baseline {_value_text(float(baseline[setting]))})"
+                                             if baseline and setting in baseline else ""))
+            if i == len(rows) - 1:
+                ax.set_xlabel(f"{setting} value")
+    fig.tight_layout()
+    return fig
+
+
+def family_ecdf_panels(values: pd.DataFrame, column: str, title: str, log_scale: bool = True) -> plt.Figure:
+    """Chapter 03's teacher variants as small multiples: one panel per kind of
+    variant (post-hoc, train-time loss, fine-tuned; ``display.teacher_family``),
+    each with the CE teacher as the black reference, so no panel holds more
+    than a handful of lines. ``values``: rows (model, ``column``)."""
+    models = list(dict.fromkeys(values["model"]))
+    kinds = [k for k in ("post-hoc", "train-time loss", "fine-tuned")
+             if any(display.teacher_family(m) == k for m in models)]
+    fig, axes = plt.subplots(1, max(len(kinds), 1), figsize=(4.6 * max(len(kinds), 1) + 1.2, 3.8), sharey=True,
+                             squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        shown = [m for m in models if m == "CE" or display.teacher_family(m) == kind]
+        for model in shown:
+            look = style(model)
+            sns.ecdfplot(data=values[values["model"] == model], x=column, log_scale=log_scale, color=look.colour,
+                         linestyle=look.linestyle, linewidth=1.8 if model == "CE" else 1.4, label=model, ax=ax)
+        ax.set_title(kind)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.2), ncol=2, frameon=False, fontsize=8)
+    fig.suptitle(title)
     fig.tight_layout()
     return fig
