@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -365,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run" and args.workers is not None and args.workers < 1:
         parser.error(f"--workers {args.workers}: must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source line
     try:
         if args.command == "run":
             report = run_batch(args.batch, retry=args.retry, scheduler=args.scheduler, workers=args.workers,
