@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -260,6 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["profile"] = args.profile
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source line
     try:
         run_study(args.notebooks, overrides, args.output, log_output=args.verbose)
     except ConfigError as error:
