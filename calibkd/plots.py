@@ -18,7 +18,7 @@ import torch
 
 from calibkd import metrics
 from calibkd.config import display
-from calibkd.config.display import ece_axis_label, ece_text, markers, palette, style
+from calibkd.config.display import ece_axis_label, ece_text, ece_unit, markers, palette, style
 
 PALETTE = "colorblind"
 #: Fixed colours of the reliability diagram's parts (not methods).
@@ -45,10 +45,10 @@ def label_points(ax: plt.Axes, xs: Sequence[float], ys: Sequence[float], names: 
     """Name each point, with the labels pushed apart so none overlaps another (adjustText)."""
     from adjustText import adjust_text
 
-    texts = [ax.text(x, y, name, fontsize=8, color=style(name).colour if name in display.STYLES else "black")
-             for x, y, name in zip(xs, ys, names)]
+    texts = [ax.text(x, y, name, fontsize=8, color="black") for x, y, name in zip(xs, ys, names)]
     if texts:
-        adjust_text(texts, ax=ax, arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
+        adjust_text(texts, x=list(xs), y=list(ys), ax=ax, expand=(1.5, 2.0), force_text=(0.5, 1.0),
+                    arrowprops={"arrowstyle": "-", "color": "grey", "lw": 0.5})
 
 
 def set_style() -> None:
@@ -351,8 +351,8 @@ def _half_widths(row: pd.Series) -> list[list[float]] | None:
 
 
 def _column_label(column: str) -> str:
-    """A summary column's axis label, with the unit where the column is an ECE."""
-    return ece_axis_label(what=column) if "ECE" in column else column
+    """A summary column's axis label: the unit where the column is an ECE."""
+    return ece_unit() if "ECE" in column else column
 
 
 def interval_bars(picked: pd.DataFrame, regimes: Sequence[str], columns: Sequence[str]) -> plt.Figure:
@@ -364,14 +364,17 @@ def interval_bars(picked: pd.DataFrame, regimes: Sequence[str], columns: Sequenc
         for j, column in enumerate(columns):
             ax = axes[i][j]
             part = picked[(picked["regime"] == regime) & (picked["column"] == column)].sort_values("model")
-            ax.bar(part["model"], part["mean"], color=[style(m).colour for m in part["model"]])
+            bars = ax.bar(part["model"], part["mean"], color=[style(m).colour for m in part["model"]],
+                          edgecolor="white")
+            for bar, model in zip(bars, part["model"]):
+                bar.set_hatch(style(model).hatch)
             ax.errorbar(part["model"], part["mean"], yerr=[part["mean"] - part["ci_low"], part["ci_high"] - part["mean"]],
                         fmt="none", ecolor="black", capsize=3)
             if column == "accuracy":
                 ax.set_ylim(part["ci_low"].min(skipna=True) - 0.01 if part["ci_low"].notna().any()
                             else part["mean"].min() - 0.01, part["mean"].max() + 0.01)
             ax.set_title(f"{regime}: {column}")
-            ax.set_ylabel(_column_label(column) if j == 0 or "ECE" in column else "")
+            ax.set_ylabel(_column_label(column))
             ax.tick_params(axis="x", rotation=60)
             plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
     fig.tight_layout()
@@ -414,8 +417,8 @@ def severity_bands(severity: pd.DataFrame, regimes: Sequence[str], models: Seque
                     label=model)
             ax.fill_between(part["severity"].astype(float), part["ci_low"], part["ci_high"], color=look.colour,
                             alpha=0.15)
-        ax.set(xlabel="corruption severity (0 = clean)", ylabel=ece_axis_label(what="ECE, mean over corruptions"),
-               title=f"{regime} regime")
+        ax.set(xlabel="corruption severity (0 = clean)", ylabel=ece_axis_label(),
+               title=f"{regime} regime: mean over corruptions")
     legend_outside(axes[0][-1])
     fig.tight_layout()
     return fig
@@ -437,7 +440,7 @@ def group_bars(group_summary: pd.DataFrame, groups: Sequence[str]) -> plt.Figure
             ax.errorbar(x, g["mean"], yerr=[g["mean"] - g["ci_low"], g["ci_high"] - g["mean"]], fmt="none",
                         ecolor="black", capsize=2)
         ax.set_xticks(range(len(models)), models, rotation=60, ha="right", rotation_mode="anchor")
-        ax.set(title=f"long tail: test {metric} per class group",
+        ax.set(title=f"long tail: test {'ECE' if metric == 'ece' else metric} per class group",
                ylabel=ece_axis_label(what="test ECE") if metric == "ece" else f"test {metric}")
     legend_outside(axes[-1], title="class group")
     fig.tight_layout()
@@ -475,6 +478,7 @@ def regime_bars(both: pd.DataFrame, columns: Sequence[str] = ("accuracy", "ECE",
         plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.set_xlabel("")
         ax.set_ylabel(_column_label(column))
+        ax.set_title(column)
         if ax is not axes[-1]:
             ax.get_legend().remove()
     legend_outside(axes[-1], title="regime")
@@ -490,7 +494,7 @@ def class_group_panels(groups: pd.DataFrame, regime: str) -> plt.Figure:
         sns.barplot(data=groups[groups.metric == metric], x="model", y="value", hue="group",
                     hue_order=["many", "medium", "few"], palette="crest", ax=ax)
         ax.set(xlabel="", ylabel=ece_axis_label(what="test ECE") if metric == "ece" else f"test {metric}",
-               title=f"{regime}: test {metric} per class group")
+               title=f"{regime}: test {'ECE' if metric == 'ece' else metric} per class group")
         ax.tick_params(axis="x", rotation=60)
         plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         if ax is not axes[-1]:

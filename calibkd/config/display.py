@@ -35,6 +35,8 @@ COLOURS = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#f
 MARKERS = ("o", "s", "^", "D", "v", "P")
 #: Line styles by the same round: solid, then dashed, ...
 LINESTYLES = ("-", "--", "-.", ":")
+#: Bar hatches by the same round.
+HATCHES = ("", "///", "...", "xx")
 #: The colour of each family's CE baseline.
 REFERENCE_COLOUR = "#222222"
 #: Marker of a name in no registry.
@@ -50,6 +52,9 @@ class Style:
     colour: str
     marker: str
     linestyle: str
+    #: bar fill pattern: none for a family's first ``len(COLOURS)`` members, so
+    #: that bars of the same colour (where markers do not show) still differ
+    hatch: str = ""
 
 
 def teacher_variant_names() -> list[str]:
@@ -65,7 +70,8 @@ def families() -> dict[str, list[str]]:
 
 def _nth_style(index: int) -> Style:
     round_, slot = divmod(index, len(COLOURS))
-    return Style(COLOURS[slot], MARKERS[round_ % len(MARKERS)], LINESTYLES[round_ % len(LINESTYLES)])
+    return Style(COLOURS[slot], MARKERS[round_ % len(MARKERS)], LINESTYLES[round_ % len(LINESTYLES)],
+                 HATCHES[round_ % len(HATCHES)])
 
 
 def _registered() -> dict[str, Style]:
@@ -127,6 +133,11 @@ def ece_text(value: float) -> str:
     return f"{float(value):.{ECE_DECIMALS}f}"
 
 
-def ece_axis_label(estimator: str = "15 equal-width bins", what: str = "ECE") -> str:
-    """An axis or column label for ECE values, naming the estimator and the unit."""
-    return f"{what} ({estimator}; fraction, 0-1)"
+def ece_unit(estimator: str = "15 eq.-width bins") -> str:
+    """The unit and estimator of ECE values: ``fraction (15 eq.-width bins)``."""
+    return f"fraction ({estimator})"
+
+
+def ece_axis_label(estimator: str = "15 eq.-width bins", what: str = "ECE") -> str:
+    """An axis or column label for ECE values, naming the unit and the estimator."""
+    return f"{what}, {ece_unit(estimator)}"

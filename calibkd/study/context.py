@@ -24,7 +24,7 @@ from calibkd.config import (
     teacher_variant,
     validate_parameters,
 )
-from calibkd.config.evaluation import suite_limits
+from calibkd.config.evaluation import evaluation_limits
 from calibkd.data.splits import DataSplits, Split, make_splits
 from calibkd.data.subsets import training_examples
 from calibkd.errors import ConfigError
@@ -127,16 +127,21 @@ class StudyContext:
     def suite(self, test_size: int | None, mixture_count: int = 2000) -> Suite:
         """The robustness suite of this run on ``test_size`` seeded test images:
         every corruption and severity, or the profile's reduced set (smoke),
-        within the profile's ``config.evaluation.SUITE_LIMITS`` (says so when
-        they cut what was asked)."""
-        limits = suite_limits(self.profile.name)
+        within the profile's ``config.evaluation.EVALUATION_LIMITS`` (says so
+        when they cut what was asked)."""
+        limits = evaluation_limits(self.profile.name)
         size, mixtures = limits.test_size(test_size), limits.mixture_count(mixture_count)
         if (size, mixtures) != (test_size, mixture_count):
             print(f"{self.profile.name} profile: corruption suite on {size} test images, {mixtures} mixtures "
-                  f"per mixing weight (config.evaluation.SUITE_LIMITS)")
+                  f"per mixing weight (config.evaluation.EVALUATION_LIMITS)")
         reduced = {"corruptions": self.profile.suite_corruptions, "severities": self.profile.suite_severities}
         return Suite(test_size=size, mixture_count=mixtures, seed=self.params["seed"],
                      **{name: value for name, value in reduced.items() if value is not None})
+
+    def sample_size(self, requested: int) -> int:
+        """How many training examples to score models on: ``requested``, within
+        the profile's ``config.evaluation.EVALUATION_LIMITS``."""
+        return evaluation_limits(self.profile.name).training_sample_size(requested)
 
     def training_split(self, recipe: Recipe) -> Split:
         """The training examples ``recipe`` was fitted on (its subset or long
