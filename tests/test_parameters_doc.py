@@ -101,3 +101,20 @@ def test_aggregate_prints_the_summary_table(tmp_path, capsys):
     kd = next(line for line in out.splitlines() if line.startswith("kd "))
     assert kd.split()[1] == "0.8994"  # KD's mean test accuracy over the three seeds (results.csv)
     assert f"wrote {batch / 'results.csv'}" in out
+
+
+def test_a_study_prints_a_line_per_chapter_and_keeps_kernels_quiet(monkeypatch, tmp_path, capsys):
+    import papermill
+
+    calls = []
+
+    def execute(source, target, **kwargs):  # stands in for the kernel: records how it was asked to run
+        calls.append(kwargs)
+        Path(target).write_text("{}")
+
+    monkeypatch.setattr(papermill, "execute_notebook", execute)
+    final = study_runner.run_study(["05_results"], {}, tmp_path)
+    assert final.name.startswith("results-")  # chapter 05 alone has no profile
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("[1/1] 05_results ... done in ") and len(out) == 2
+    assert calls[0]["extra_arguments"] == ["--IPKernelApp.log_level=ERROR"] and calls[0]["log_output"] is False

@@ -190,7 +190,8 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     resolved = resolve_parameters(notebooks, overrides)
     output = Path(output) if output is not None else default_output()
     identity = {name: result_identity(params) for name, params in resolved.items()}
-    run_id = f"{resolved[notebooks[0]]['profile']}-{params_key(identity)[:10]}"
+    profile = next((params["profile"] for params in resolved.values() if "profile" in params), "results")
+    run_id = f"{profile}-{params_key(identity)[:10]}"  # chapter 05 alone has no profile
     final = output / run_id
     staging = output / f".{run_id}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -212,6 +213,8 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
                 papermill.execute_notebook(
                     str(notebook_path(name)), str(executed), parameters=params,
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+                    # quiet: the kernel's own warnings (e.g. ipykernel's about its local TCP transport) stay out
+                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=ERROR"],
                 )
             except papermill.PapermillExecutionError as error:
                 print("failed", flush=True)
