@@ -271,3 +271,21 @@ def test_install_cell_installs_from_the_checkout_or_calibkd_source(monkeypatch, 
     assert command[-1] == "calibkd-0.1.0-py3-none-any.whl"
     with pytest.raises(ModuleNotFoundError, match="CALIBKD_SOURCE"):
         _run_install_cell(monkeypatch, tmp_path, None)
+
+
+def test_course_targets_install_nothing():
+    """`make student-edition` and `make site` run no pip and no set-up step
+    (a lab's environment is the lecturer's): they only check for a Python."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    plan = subprocess.run(["make", "-n", "student-edition", "site"], cwd=NOTEBOOK_DIR.parent,
+                          capture_output=True, text=True, check=True).stdout
+    assert "calibkd.course.editions" in plan and "calibkd.course.site build" in plan
+    steps = [line for line in plan.splitlines() if any(s in line for s in ("-m pip", "-m venv", "apt-get", "calibkd.data.fetch"))]
+    assert steps == [], "course targets must not install or download"
+    missing = subprocess.run(["make", "site", "PY=/nonexistent/python"], cwd=NOTEBOOK_DIR.parent,
+                             capture_output=True, text=True)
+    assert missing.returncode != 0 and "make setup" in missing.stderr
