@@ -54,8 +54,23 @@ def _cell_seconds(cell: nbformat.NotebookNode) -> float:
     return (parse(end) - parse(start)).total_seconds()
 
 
-def time_chapter(source: Path, workdir: Path) -> dict:
-    """Execute the smoke copy of ``source`` (a chapter's .ipynb) in ``workdir``; wall, CPU and cell times."""
+def save_figures(notebook: nbformat.NotebookNode, folder: Path, stem: str) -> int:
+    """Write every PNG the executed ``notebook`` shows to ``folder`` (to look at them); how many."""
+    import base64
+
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            if "image/png" in output.get("data", {}):
+                count += 1
+                (folder / f"{stem}_cell{index:02d}_{count}.png").write_bytes(base64.b64decode(output["data"]["image/png"]))
+    return count
+
+
+def time_chapter(source: Path, workdir: Path, figures: Path | None = None) -> dict:
+    """Execute the smoke copy of ``source`` (a chapter's .ipynb) in ``workdir``; wall, CPU and cell times
+    (and its figures written to ``figures``, if given)."""
     from nbclient import NotebookClient
 
     notebook = smoke_copy(nbformat.read(source, as_version=4))
@@ -70,8 +85,9 @@ def time_chapter(source: Path, workdir: Path) -> dict:
     wall = time.perf_counter() - start
     cells = [(round(_cell_seconds(c), 1), i, c.source.splitlines()[0][:70] if c.source else "")
              for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    shown = save_figures(notebook, figures, source.stem) if figures is not None else None
     return {"chapter": source.stem, "wall_s": round(wall, 1), "kernel_cpu_s": round(_children_cpu() - before_cpu, 1),
-            "load_before": before_load, "load_after": _load(), "error": error,
+            "load_before": before_load, "load_after": _load(), "error": error, "figures": shown,
             "slowest_cells": sorted(cells, reverse=True)[:5]}
 
 
@@ -94,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study-only", action="store_true", help="only time the whole smoke study")
     parser.add_argument("--empty-cache", action="store_true", help="train every model into a fresh temporary cache")
     parser.add_argument("--label", default="cached", help="name of the JSON written under bench/results/")
+    parser.add_argument("--figures", type=Path, default=None, help="write every chapter's figures (PNG) here")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("CALIBKD_PROGRESS", "0")
@@ -107,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir()
         if not args.study_only:
             for chapter in chapters:
-                rows.append(time_chapter(chapter, workdir))
+                rows.append(time_chapter(chapter, workdir, args.figures))
                 print(json.dumps(rows[-1]), flush=True)
         if args.study or args.study_only:
             rows.append(time_study([]))

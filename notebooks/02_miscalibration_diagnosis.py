@@ -244,6 +244,10 @@ for col, name in enumerate(teachers):
                      log_scale=True, ax=ax)
         ax.set_xlabel(f"{column} (log scale, floored at 1e-8)")
         ax.set_title(f"teacher ({name}): {column}")
+        if col < len(teachers) - 1:
+            ax.get_legend().remove()
+        else:
+            plots.legend_outside(ax, title="inputs")
 fig.tight_layout()
 ctx.outputs.figure(fig, "02_dark_knowledge")
 display(spread.groupby(["teacher", "split"])[["entropy", "non-target mass"]].median().rename(

@@ -151,7 +151,7 @@ print(f"{len(variants)} teacher variants:", ", ".join(variants))
 
 # %%
 info = ctx.data.info
-train = ctx.training_split(ce_recipe).subset(10_000, seed)
+train = ctx.training_split(ce_recipe).subset(ctx.sample_size(10_000), seed)  # smoke: fewer (config.evaluation)
 inputs = {
     "test": ctx.data.test,
     "train": train,
@@ -219,7 +219,9 @@ ctx.outputs.figure(fig, "03_reliability_train_augmented")
 # augmented); and how well the class-similarity matrix read from its soft
 # outputs recovers the dataset's known class groups (AUC; 0.5 chance, 1 perfect).
 # Label smoothing puts the same eps / K on every wrong class, which is known
-# to erase class structure (Müller et al. 2019).
+# to erase class structure (Müller et al. 2019). The figure below draws the
+# variants in three panels, by kind (post-hoc maps, train-time losses,
+# fine-tuning from the CE teacher), each with the CE teacher as reference.
 
 # %%
 dark_rows = []
@@ -241,10 +243,9 @@ display(dark.pivot_table(index="model", columns="split").reindex(variants).round
 # %%
 frames = [pd.DataFrame({"model": v, "non-target mass": metrics.non_target_mass(probs[v, "train"], labels["train"])
                         .clamp_min(1e-8).numpy()}) for v in variants]
-fig, ax = plt.subplots(figsize=(9, 4.2))
-sns.ecdfplot(data=pd.concat(frames, ignore_index=True), x="non-target mass", hue="model", log_scale=True, ax=ax)
-ax.set_title("non-target mass on (plain) training inputs, per teacher variant")
-sns.move_legend(ax, "upper left", bbox_to_anchor=(1.02, 1), fontsize=8)
+fig = plots.family_ecdf_panels(pd.concat(frames, ignore_index=True), "non-target mass",
+                               "non-target mass on (plain) training inputs, by kind of teacher variant "
+                               "(the CE teacher in black in every panel)")
 ctx.outputs.figure(fig, "03_non_target_mass_train")
 
 # %% [markdown]

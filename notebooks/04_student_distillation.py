@@ -364,7 +364,7 @@ display((ablation_table - ablation_table.loc["kd"]).drop(index="kd").round(4).ad
 # probability to the held-out calibrated level on every row.
 
 # %%
-views = student_views(stage, 10_000, seed)
+views = student_views(stage, ctx.sample_size(10_000), seed)  # smoke: fewer (config.evaluation)
 targets = target_diagnostics(stage, results, views).set_index("model")
 display(targets.round(4))
 scores = pd.concat([scores, check_scores, tidy(targets, "target (training views)", main_regime),
@@ -491,7 +491,8 @@ if not sensitivity.empty:
     sensitivity = sensitivity.sort_values(["setting", "value"]).reset_index(drop=True)
     ctx.outputs.table(sensitivity.assign(regime=main_regime), "sensitivity_04")
     display(sensitivity.round(4))
-    ctx.outputs.figure(plots.sensitivity_lines(sensitivity), "04_sensitivity")
+    ctx.outputs.figure(plots.sensitivity_lines(sensitivity, sweep_baseline(sweep, "cud", dus_teacher)),
+                       "04_sensitivity")
 
 # %% [markdown]
 # ## Students and transfer targets against the truth
