@@ -41,6 +41,23 @@ def legend_outside(ax: plt.Axes, title: str | None = None, **kwargs) -> None:
         ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, title=title, fontsize=8, **kwargs)
 
 
+def readable_log_axis(ax: plt.Axes, axis: str = "x") -> None:
+    """Plain tick labels on a log axis ("0.01", "2.2"). Call after plotting.
+    Over a decade or more only the decades are labelled; under one, the minor
+    ticks carry small slanted labels (matplotlib would otherwise label them in
+    wide scientific notation that runs together)."""
+    from matplotlib.ticker import FormatStrFormatter, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    target.set_major_formatter(FormatStrFormatter("%.3g"))
+    if low > 0 and high / low >= 10:
+        target.set_minor_formatter(NullFormatter())
+    else:
+        target.set_minor_formatter(FormatStrFormatter("%.3g"))
+        ax.tick_params(axis=axis, which="minor", labelsize=7, labelrotation=45 if axis == "x" else 0)
+
+
 def label_points(ax: plt.Axes, xs: Sequence[float], ys: Sequence[float], names: Sequence[str]) -> None:
     """Name each point, with the labels pushed apart so none overlaps another (adjustText)."""
     from adjustText import adjust_text
@@ -178,11 +195,13 @@ def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], nc
     n = len(panels)
     nrows = int(np.ceil(n / ncols))
     fig = plt.figure(figsize=(4.2 * ncols, 5.6 * nrows))
-    grid = fig.add_gridspec(2 * nrows, ncols, height_ratios=[3, 1.1] * nrows, hspace=0.5, wspace=0.3)
+    # one cell per panel, its diagram and histogram close together, room for two title lines between rows
+    grid = fig.add_gridspec(nrows, ncols, hspace=0.3, wspace=0.3)
     for i, (title, (probs, labels)) in enumerate(panels.items()):
         r, c = divmod(i, ncols)
-        top = fig.add_subplot(grid[2 * r, c])
-        bottom = fig.add_subplot(grid[2 * r + 1, c], sharex=top)
+        cell = grid[r, c].subgridspec(2, 1, height_ratios=[3, 1.1], hspace=0.1)
+        top = fig.add_subplot(cell[0])
+        bottom = fig.add_subplot(cell[1], sharex=top)
         reliability_diagram(probs, labels, title, axes=(top, bottom), legend=False)
         top.tick_params(labelbottom=False)
         if c > 0:
@@ -191,8 +210,9 @@ def reliability_grid(panels: Mapping[str, tuple[torch.Tensor, torch.Tensor]], nc
         if r < nrows - 1:
             bottom.set_xlabel("")
     handles, names = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(names), frameon=False,
-               fontsize=9)
+    above_titles = fig.subplotpars.top + 0.6 / fig.get_figheight()  # two title lines above the top row
+    fig.legend(handles, names, loc="lower center", bbox_to_anchor=(0.5, above_titles), ncol=len(names),
+               frameon=False, fontsize=9)
     return fig
 
 
@@ -547,7 +567,7 @@ def family_ecdf_panels(values: pd.DataFrame, column: str, title: str, log_scale:
     models = list(dict.fromkeys(values["model"]))
     kinds = [k for k in ("post-hoc", "train-time loss", "fine-tuned")
              if any(display.teacher_family(m) == k for m in models)]
-    fig, axes = plt.subplots(1, max(len(kinds), 1), figsize=(4.6 * max(len(kinds), 1) + 1.2, 3.8), sharey=True,
+    fig, axes = plt.subplots(1, max(len(kinds), 1), figsize=(4.6 * max(len(kinds), 1) + 1.2, 4.4), sharey=True,
                              squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         shown = [m for m in models if m == "CE" or display.teacher_family(m) == kind]
@@ -555,8 +575,10 @@ def family_ecdf_panels(values: pd.DataFrame, column: str, title: str, log_scale:
             look = style(model)
             sns.ecdfplot(data=values[values["model"] == model], x=column, log_scale=log_scale, color=look.colour,
                          linestyle=look.linestyle, linewidth=1.8 if model == "CE" else 1.4, label=model, ax=ax)
+        if log_scale:
+            readable_log_axis(ax)
         ax.set_title(kind)
-        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.2), ncol=2, frameon=False, fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(0, -0.3), ncol=2, frameon=False, fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
