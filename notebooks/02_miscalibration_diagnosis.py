@@ -244,6 +244,7 @@ for col, name in enumerate(teachers):
                      log_scale=True, ax=ax)
         ax.set_xlabel(f"{column} (log scale, floored at 1e-8)")
         ax.set_title(f"teacher ({name}): {column}")
+        plots.readable_log_axis(ax)
         if col < len(teachers) - 1:
             ax.get_legend().remove()
         else:
