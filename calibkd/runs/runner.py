@@ -28,7 +28,6 @@ import logging
 import os
 import secrets
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -49,7 +48,7 @@ from calibkd.runs.batches import (
 from calibkd.runs.results import aggregate as write_results
 from calibkd.runs.results import summary_text
 from calibkd.runs.task import execute_run, record_lost, runner_environment
-from calibkd.study.runner import NOTEBOOK_DIR
+from calibkd.study.runner import NOTEBOOK_DIR, one_line_warnings
 
 DEFAULT_CONNECT_TIMEOUT = 10.0
 LOG = logging.getLogger(__name__)
@@ -366,28 +365,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run" and args.workers is not None and args.workers < 1:
         parser.error(f"--workers {args.workers}: must be at least 1")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source line
     try:
-        if args.command == "run":
-            report = run_batch(args.batch, retry=args.retry, scheduler=args.scheduler, workers=args.workers,
-                               sequential=args.sequential, notebook_dir=args.notebook_dir,
-                               connect_timeout=args.connect_timeout, progress=not args.no_progress)
-            print(report.summary())
-            return 0 if report.complete else 1
-        if args.command == "status":
-            return _print_status(args.batch, args.notebook_dir)
-
-        reference = None if args.reference.lower() == "none" else args.reference
-        written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
-                                allow_mixed_code=args.allow_mixed_code, allow_dirty=args.allow_dirty)
-        print(summary_text(pd.read_csv(written["summary"])))
-        print()
-        for path in written.values():
-            print(f"wrote {path}")
-        return 0
+        with one_line_warnings():
+            return _command(args)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+
+
+def _command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; its exit status."""
+    if args.command == "run":
+        report = run_batch(args.batch, retry=args.retry, scheduler=args.scheduler, workers=args.workers,
+                           sequential=args.sequential, notebook_dir=args.notebook_dir,
+                           connect_timeout=args.connect_timeout, progress=not args.no_progress)
+        print(report.summary())
+        return 0 if report.complete else 1
+    if args.command == "status":
+        return _print_status(args.batch, args.notebook_dir)
+
+    reference = None if args.reference.lower() == "none" else args.reference
+    written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
+                            allow_mixed_code=args.allow_mixed_code, allow_dirty=args.allow_dirty)
+    print(summary_text(pd.read_csv(written["summary"])))
+    print()
+    for path in written.values():
+        print(f"wrote {path}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import functools
 import json
@@ -26,7 +27,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import pandas as pd
 import yaml
@@ -240,6 +241,18 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     return final
 
 
+@contextlib.contextmanager
+def one_line_warnings() -> Iterator[None]:
+    """Inside: a warning prints as one line, ``warning: <message>``, not with
+    its source line (the command lines' output); restored afterwards."""
+    shown = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = shown
+
+
 def _parse_value(text: str) -> Any:
     try:
         return ast.literal_eval(text)
@@ -264,9 +277,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides["profile"] = args.profile
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     logging.getLogger("papermill").setLevel(logging.INFO if args.verbose else logging.WARNING)
-    warnings.formatwarning = lambda message, *_, **__: f"warning: {message}\n"  # one line, no source line
     try:
-        run_study(args.notebooks, overrides, args.output, log_output=args.verbose)
+        with one_line_warnings():
+            run_study(args.notebooks, overrides, args.output, log_output=args.verbose)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
