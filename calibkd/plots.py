@@ -493,7 +493,8 @@ def regime_bars(both: pd.DataFrame, columns: Sequence[str] = ("accuracy", "ECE",
     fig, axes = plt.subplots(1, len(columns), figsize=(14, 4.2))
     regimes = list(dict.fromkeys(both["regime"]))
     for ax, column in zip(axes, columns):
-        sns.barplot(data=both, x="student", y=column, hue="regime", hue_order=regimes, palette=palette(regimes), ax=ax)
+        sns.barplot(data=both, x="student", y=column, hue="regime", hue_order=regimes, palette=palette(regimes),
+                    saturation=1, ax=ax)
         ax.tick_params(axis="x", rotation=60)
         plt.setp(ax.get_xticklabels(), ha="right", rotation_mode="anchor")
         ax.set_xlabel("")

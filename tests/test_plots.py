@@ -181,3 +181,44 @@ def test_ece_is_a_fraction_in_titles_and_labels():
             assert "%" not in text, text
             if re.search(r"\bECE\b", text) and not re.search(r"ECE \d", text):
                 assert "fraction" in text, f"an ECE label without its unit: {text!r}"
+
+
+def _summary(models, columns, regimes=("default", "overconfident")):
+    return pd.DataFrame([{"regime": r, "model": m, "column": c, "mean": 0.5 + 0.01 * k, "ci_low": 0.45 + 0.01 * k,
+                          "ci_high": 0.55 + 0.01 * k} for r in regimes for k, m in enumerate(models) for c in columns])
+
+
+def _legends_clear_of_axes(fig: plt.Figure) -> None:
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        legend = ax.get_legend()
+        if legend is not None:
+            assert not legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))
+
+
+def test_the_results_figures_render_in_method_colours_with_legends_outside():
+    students = ["ce", "kd", "cud", "cudp"]
+    picked = _summary(students, ["accuracy", "ECE", "shift ECE"])
+    bars = plots.interval_bars(picked, ["default", "overconfident"], ["accuracy", "ECE", "shift ECE"])
+    faces = [to_hex(p.get_facecolor()) for p in bars.axes[0].patches]
+    assert faces == [display.style(s).colour for s in sorted(students)]
+    assert "fraction" in bars.axes[1].get_ylabel()
+    plots.accuracy_against_ece(picked, ["default", "overconfident"])
+    severity = pd.DataFrame([{"regime": r, "model": m, "severity": s, "mean": 0.1 * s, "ci_low": 0.1 * s - 0.01,
+                              "ci_high": 0.1 * s + 0.01} for r in ("default",) for m in students for s in range(6)])
+    bands = plots.severity_bands(severity, ["default"], students)
+    assert _line_colours(bands.axes[0]) == {s: display.style(s).colour for s in students}
+    _legends_clear_of_axes(bands)
+    groups = pd.DataFrame([{"model": m, "group": g, "metric": metric, "mean": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+                           for m in students for g in ("many", "medium", "few") for metric in ("accuracy", "ece")])
+    _legends_clear_of_axes(plots.group_bars(groups, ["many", "medium", "few"]))
+    tidy = groups.rename(columns={"mean": "value"})
+    _legends_clear_of_axes(plots.class_group_panels(tidy, "long_tail"))
+    both = pd.DataFrame([{"regime": r, "student": s, "accuracy": 0.8, "ECE": 0.05, "shift ECE (mean)": 0.1}
+                         for r in ("default", "overconfident") for s in students])
+    regimes = plots.regime_bars(both)
+    _legends_clear_of_axes(regimes)
+    legend = regimes.axes[-1].get_legend()
+    colours = {t.get_text(): to_hex(h.get_facecolor()) for t, h in zip(legend.get_texts(), legend.legend_handles)}
+    assert colours == {r: display.style(r).colour for r in ("default", "overconfident")}
