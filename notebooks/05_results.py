@@ -71,6 +71,7 @@ from IPython.display import display
 from calibkd import plots
 from calibkd.paths import batches_dir
 from calibkd.runs import claims, companions
+from calibkd.runs.regime_checks import regime_checks
 from calibkd.runs.results import (
     collect,
     pick_columns,
@@ -79,6 +80,7 @@ from calibkd.runs.results import (
     with_interval,
 )
 from calibkd.study.context import Outputs, parameters_from_globals
+from calibkd.study.tuning import finished_trials, sensitivity
 
 plots.set_style()
 _before_parameters = set(globals())
@@ -118,6 +120,45 @@ summary = summarize(table[table["severity"] == 0].drop(columns="severity"))
 teachers = summary[summary["where"] == "teacher (test)"]
 display(with_interval(teachers).pivot_table(index=["regime", "model"], columns="metric", values="value",
                                             aggfunc="first"))
+
+# %% [markdown]
+# ## The regime each verdict is decided in
+#
+# A regime is only what it does to the inputs the students distill from.
+# Chapter 04 records, for every regime of every run, the **regime check**
+# (brief section 3b): the CE teacher's accuracy, confidence, ECE and
+# non-target mass on the students' actual training views, its test accuracy
+# and ECE, its TS temperature, and DUS's gate rate on its fine-tuning views
+# before and after fine-tuning. Each number is the mean over the batch's runs
+# [lowest, highest]. A claim about overconfident teachers counts only where
+# every run's check finds the teacher overconfident there (the thresholds are
+# in `calibkd.config`); otherwise its verdict is "not tested".
+
+# %%
+checks = regime_checks(table)
+if checks.empty:
+    print(f"no run of batch {root.name} carries a regime check (its runs predate it)")
+else:
+    display(checks.T)
+
+# %% [markdown]
+# ## How the settings were chosen: the tuning batch
+#
+# KD's temperature and weight, DKD's weights, the DUS teacher's entropy
+# weight and gate, and CUD's m and eta were chosen on **validation** data,
+# with the same number of configurations tried per method (brief section 7;
+# `calibkd.config.tuning`), in a tuning batch of chapter 04 that the batch
+# names. Its trials are the sensitivity table: each configuration's
+# validation scores, and the one chosen (lowest validation NLL).
+
+# %%
+tuning_root = companions.tuning_batch(root, runs_root)
+if tuning_root is None:
+    print(f"batch {root.name} used the config's settings: it names no tuning batch")
+elif (trials := finished_trials(tuning_root)).empty:
+    print(f"tuning batch {tuning_root.name} has no finished runs")
+else:
+    display(sensitivity(trials).round(4))
 
 # %% [markdown]
 # ## Every student, mean over seeds [95 % interval]

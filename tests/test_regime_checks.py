@@ -32,3 +32,19 @@ def test_each_regime_shows_its_checks_over_seeds_and_whether_the_requirement_hol
     one = regime_checks(claims.batch_table(_checks("default", {"TS temperature": [1.01]})))
     assert one.loc["default", "TS temperature"] == "1.010"
     assert regime_checks(claims.batch_table(_checks("default", {}).reindex(columns=raw.columns))).empty
+
+
+def test_a_batch_names_the_tuning_batch_its_settings_come_from(tmp_path):
+    from calibkd.runs.companions import tuning_batch
+
+    def batch(name: str, tuning: str | None) -> object:
+        folder = tmp_path / name
+        folder.mkdir()
+        extra = f"  tuning: {tuning}\n" if tuning is not None else ""
+        (folder / "batch.yaml").write_text(f"notebooks: [04_student_distillation]\nparameters:\n  seed: 0\n{extra}")
+        return folder
+
+    assert tuning_batch(batch("tuned", "tuning-fmnist"), tmp_path) == tmp_path / "tuning-fmnist"
+    assert tuning_batch(batch("own", "run"), tmp_path) is None
+    assert tuning_batch(batch("plain", None), tmp_path) is None
+    assert tuning_batch(tmp_path / "missing", tmp_path) is None

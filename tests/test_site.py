@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import threading
 import urllib.error
 import urllib.parse
@@ -257,7 +258,10 @@ def test_every_page_loads_offline_with_images_math_sidebar_and_contents(edition,
             const ps = Array.from(document.querySelectorAll('article.bd-article p')).filter(p => p.textContent.length > 300);
             return ps.map(p => p.textContent.length / Math.round(p.getBoundingClientRect().height
                                                                  / parseFloat(getComputedStyle(p).lineHeight)));""")
-        assert characters and max(characters) < 110, f"{page}: prose lines of {max(characters or [0]):.0f} characters"
+        # characters per line is estimated per paragraph (length / rendered lines, the line count rounded),
+        # which overshoots for a paragraph whose last line is short: judge the typical line, with a cap
+        assert characters and statistics.median(characters) < 100 and max(characters) < 125, \
+            f"{page}: prose lines of {statistics.median(characters or [0]):.0f} characters (median), {max(characters or [0]):.0f} (max)"
 
 
 @pytest.mark.parametrize("edition", site.EDITIONS)

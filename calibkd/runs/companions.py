@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calibkd.io import load_yaml
 from calibkd.runs.claims import CARDINALITY_BATCH, LONG_TAIL_BATCH, MAIN_BATCH
 
 #: The value that picks the committed companion only next to the committed main batch.
@@ -55,3 +56,13 @@ def batch_folder(name: str, runs_root: Path) -> Path | None:
         return None
     path = Path(name).expanduser()
     return path if path.is_absolute() else Path(runs_root) / path
+
+
+def tuning_batch(root: Path, runs_root: Path) -> Path | None:
+    """The tuning batch whose choices batch ``root`` used (its ``tuning``
+    parameter names one), or ``None`` when it used the config's settings or
+    tuned inside its own runs (``tuning: run``)."""
+    definition = Path(root) / "batch.yaml"
+    text = definition.read_text() if definition.is_file() else ""
+    name = ((load_yaml(text) or {}).get("parameters") or {}).get("tuning", "") if text else ""
+    return batch_folder(name, runs_root) if name and name != "run" else None
