@@ -15,6 +15,7 @@ from calibkd.config.design import (
     TEACHER_METHODS,
     check_sweep,
 )
+from calibkd.config.display import POSTHOC_METHODS
 from calibkd.config.specs import REPORT_EPOCHS, Recipe
 from calibkd.errors import ConfigError
 
@@ -93,7 +94,7 @@ PARAMETER_RULES: dict[str, ParameterRule] = {
     "shift_test_size": ParameterRule(int, minimum=100, optional=True, help="None: the whole test split"),
     "regime": ParameterRule(str, choices=REGIMES, help="the teachers' recipe"),
     "methods": ParameterRule(list, choices=TEACHER_METHODS, help="calibrated teachers to train"),
-    "posthoc": ParameterRule(list, choices=("temperature", "vector", "histogram", "isotonic"),
+    "posthoc": ParameterRule(list, choices=POSTHOC_METHODS,
                              help="post-hoc calibration maps fitted on validation"),
     "student_methods": ParameterRule(list, choices=STUDENT_METHODS,  # the table itself: entries added later count
                                      help="students of the first regime"),

@@ -166,12 +166,21 @@ def _sphinx(source: Path, out: Path, edition: str) -> None:
         raise SiteError(f"Sphinx failed for the {edition} site:\n" + "\n".join((problems or done.stderr.splitlines())[-20:]))
 
 
-def build_edition(edition: str, chapters: Sequence[Chapter], out: Path) -> Path:
-    """One site (``student`` or ``instructor``) from executed chapters into ``out``."""
+def edition_notebooks(edition: str, chapters: Sequence[Chapter]) -> list[nbformat.NotebookNode]:
+    """The notebooks of one site: the chapters themselves (instructor) or their
+    student editions, every one made (and checked) before anything is written."""
     if edition not in EDITIONS:
         raise SiteError(f"unknown edition {edition!r}; choose from {list(EDITIONS)}")
-    notebooks = [editions.student_edition(c.notebook, c.source.stem) if edition == "student" else c.notebook
-                 for c in chapters]  # every student edition is made (and checked) before anything is written
+    return [editions.student_edition(c.notebook, c.source.stem) if edition == "student" else c.notebook
+            for c in chapters]
+
+
+def build_edition(edition: str, chapters: Sequence[Chapter], out: Path,
+                  notebooks: Sequence[nbformat.NotebookNode] | None = None) -> Path:
+    """One site (``student`` or ``instructor``) from executed chapters into
+    ``out``; ``notebooks``: its pages when already made (``edition_notebooks``)."""
+    if notebooks is None:
+        notebooks = edition_notebooks(edition, chapters)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".partial"))
@@ -209,9 +218,10 @@ def build(notebooks: Sequence[Path] | None = None, out: Path = SITE_DIR,
     if not sources:
         raise SiteError("no notebooks to build a site from")
     chapters = [load_chapter(p) for p in sources]
-    for chapter in chapters:  # the student edition of every chapter exists before any site is written
-        editions.student_edition(chapter.notebook, chapter.source.stem)
-    return {edition: build_edition(edition, chapters, Path(out) / edition) for edition in which}
+    # the student edition of every chapter exists before any site is written
+    pages = {"student": edition_notebooks("student", chapters), "instructor": None}
+    return {edition: build_edition(edition, chapters, Path(out) / edition, pages.get(edition))
+            for edition in which}
 
 
 def _readable(root: Path) -> None:

@@ -24,18 +24,13 @@ AUTO = "auto"
 COMMITTED = {"long_tail_batch": LONG_TAIL_BATCH, "glyph_batch": CARDINALITY_BATCH}
 
 
-def _folder(batch: str, runs_root: Path) -> Path:
-    path = Path(batch).expanduser()
-    return (path if path.is_absolute() else Path(runs_root) / path).resolve()
-
-
 def companion_batch(parameter: str, value: str, batch: str, runs_root: Path) -> str:
     """The batch ``parameter`` (``long_tail_batch`` or ``glyph_batch``) names:
     ``value`` itself, or for ``"auto"`` its committed batch when ``batch`` is
     the committed main batch and ``""`` (skipped) otherwise."""
     if value != AUTO:
         return value
-    is_main = _folder(batch, runs_root) == _folder(MAIN_BATCH, runs_root)
+    is_main = batch_folder(batch, runs_root).resolve() == batch_folder(MAIN_BATCH, runs_root).resolve()
     return COMMITTED[parameter] if is_main else ""
 
 

@@ -115,6 +115,7 @@ def reproduce(batch: str | Path, seed: int, method: str, regime: str | None = No
     start = time.perf_counter()
     try:
         out = run_study([spec.notebook], parameters, output=work / "run")
+        commit = json.loads((out / "provenance.json").read_text()).get("git_commit")  # run_study records it
         tables = {}
         for committed in sorted(p for p in folder.glob("*.csv") if p.name.startswith(COMPARED_TABLES)):
             again = out / committed.name
@@ -134,7 +135,7 @@ def reproduce(batch: str | Path, seed: int, method: str, regime: str | None = No
     reproduced = bool(tables) and all(t.get("missing", 1) == 0 and t.get("max_abs_difference") is not None
                                       and t["max_abs_difference"] <= tolerance for t in tables.values())
     report = {"batch": root.name, "run_id": spec.run_id, "seed": seed, "regime": regime, "method": method,
-              "students": parameters["student_methods"], "git_commit": _commit(), "tolerance": tolerance,
+              "students": parameters["student_methods"], "git_commit": commit, "tolerance": tolerance,
               "reproduced": reproduced, "max_abs_difference": max((w for w in worst if w is not None), default=None),
               "seconds": round(time.perf_counter() - start, 1), "tables": tables}
     target = root / "reproduced" / f"{spec.run_id}-{regime}-{method}.json"
@@ -148,12 +149,6 @@ def _teachers(table: pd.DataFrame, parameters: dict[str, Any]) -> list[str]:
     their variants) the reproduction retrains too when its students need them."""
     students = set(parameters.get("student_methods") or []) | set(parameters.get("central_methods") or [])
     return sorted({str(m) for m in table["model"].unique()} - students)
-
-
-def _commit() -> str | None:
-    from calibkd.study.runner import provenance
-
-    return provenance().get("git_commit")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -367,10 +367,13 @@ def summary_text(summary: pd.DataFrame, split: str = "test", metrics: Sequence[s
     for key, block in (rows.groupby(keys, sort=False, dropna=False) if keys else [((), rows)]):
         key = key if isinstance(key, tuple) else (key,)
         title = ", ".join(f"{k} {v}" for k, v in zip(keys, key) if not pd.isna(v))
-        wide = with_interval(block, digits).pivot_table(index=index, columns="metric", values="value",
-                                                        aggfunc="first", sort=False)[
-            [m for m in metrics if m in set(block["metric"])] or sorted(set(block["metric"]))] \
-            if index != ["metric"] else with_interval(block, digits).set_index("metric")[["value"]]
+        shown_block = with_interval(block, digits)
+        if index == ["metric"]:
+            wide = shown_block.set_index("metric")[["value"]]
+        else:
+            columns = [m for m in metrics if m in set(block["metric"])] or sorted(set(block["metric"]))
+            wide = shown_block.pivot_table(index=index, columns="metric", values="value", aggfunc="first",
+                                           sort=False)[columns]
         shown = f"{split} split" if "split" in rows.columns and (rows["split"] == split).all() else "every row"
         blocks.append(f"{title} ({shown}; mean [95 % interval]):\n{wide.to_string()}")
     return "\n\n".join(blocks)
