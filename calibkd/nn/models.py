@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from calibkd.nn.cifar_models import CIFAR_ARCHITECTURES
+
 
 class BasicBlock(nn.Module):
     """Two 3x3 convolutions with batch norm and an identity (or 1x1) shortcut."""
@@ -128,6 +130,7 @@ ARCHITECTURES: dict[str, ModelFactory] = {
     "resnet": ResNet,
     "small_cnn": SmallCNN,
     "mlp": MLP,
+    **CIFAR_ARCHITECTURES,  # the CIFAR-100 benchmark's models, which take no keyword arguments
 }
 
 

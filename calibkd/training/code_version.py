@@ -49,6 +49,7 @@ MODEL_CODE = (
     "calibkd/config/charsets.py",           # the glyph classes
     "calibkd/data/*.py",                    # loading, splitting, subsets, augmentation, generated data
     "calibkd/nn/models.py",
+    "calibkd/nn/cifar_models.py",           # the CIFAR-100 benchmark's architectures
     "calibkd/nn/inference.py",
     "calibkd/methods/*.py",                 # losses, distillation targets, calibration (the record's temperature)
     "calibkd/training/loop.py",
