@@ -7,6 +7,7 @@ state; aggregate its results.
     python -m calibkd.runs run <batch> --retry                   # rerun runs failed by their own error too
     python -m calibkd.runs status <batch>
     python -m calibkd.runs aggregate <batch> [--reference kd] [--allow-mixed-code] [--allow-dirty]
+    python -m calibkd.runs estimate <batch> [--device auto] [--quick] [--json]   # expected wall time
 
 The batch is validated and its folder checked (``calibkd.runs.batches``) before
 anything starts; finished runs are skipped, so a rerun resumes a batch. Each
@@ -357,7 +358,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                            "anyway (recorded in results.json); refused by default")
     aggregate.add_argument("--allow-dirty", action="store_true", help="aggregate runs made from a working tree that "
                            "differed from its commit anyway (listed in results.json); refused by default")
-    for sub in (run, status):
+    estimate = commands.add_parser("estimate", help="expected wall time per run and for the batch, from "
+                                   "throughput measured now on this device (calibkd.runs.estimate)")
+    estimate.add_argument("batch")
+    estimate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                          help="device to measure on (default %(default)s: CUDA when present)")
+    estimate.add_argument("--quick", action="store_true", help="fewer timed steps: a rougher throughput in seconds")
+    estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    for sub in (run, status, estimate):
         sub.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "run" and not args.connect_timeout > 0:
@@ -383,6 +391,10 @@ def _command(args: argparse.Namespace) -> int:
         return 0 if report.complete else 1
     if args.command == "status":
         return _print_status(args.batch, args.notebook_dir)
+    if args.command == "estimate":
+        from calibkd.runs.estimate import estimate_main
+
+        return estimate_main(args.batch, args.device, args.quick, args.json, args.notebook_dir)
 
     reference = None if args.reference.lower() == "none" else args.reference
     written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
