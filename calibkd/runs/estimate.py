@@ -76,6 +76,8 @@ SUITE_CORRUPTIONS, SUITE_SEVERITIES = 15, 5
 #: Mixing weights and hard-slice fraction of ``calibkd.evaluation.shift.Suite``; chapter 04 asks 1,000 mixtures.
 SUITE_MIXTURE_WEIGHTS, SUITE_HARD_FRACTION, CHAPTER_04_MIXTURES = 2, 0.1, 1000
 
+#: Below this share of its threads' CPU time, the measurement says the machine was shared.
+SHARED_BELOW = 0.85
 #: The kinds of work a run's table shows, in order.
 KINDS = ("CE teacher", "calibrated teacher", "fine-tuned teacher", "cross-fit fold teacher", "student",
          "tuning student", "sweep student", "teacher logit pass", "chapter evaluation")
@@ -342,16 +344,21 @@ def measure_throughput(shapes: Sequence[dict[str, Any]], device: str, threads: i
 
 
 def price(items: Sequence[Work], rates: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float]]:
-    """Per kind: models, training and inference images, and expected seconds."""
+    """Per kind: models, training and inference images, and expected seconds:
+    at the throughput measured, and (``seconds_unshared``) at the throughput
+    the measurement would have had with its CPU threads to itself (its rate
+    divided by its ``cpu_share``; the same as ``seconds`` on a GPU)."""
     table: dict[str, dict[str, float]] = {}
     for item in items:
         rate = rates[shape_key(item.shape)]
-        row = table.setdefault(item.kind, {"models": 0, "train_images": 0, "infer_images": 0, "seconds": 0.0})
+        row = table.setdefault(item.kind, {"models": 0, "train_images": 0, "infer_images": 0, "seconds": 0.0,
+                                           "seconds_unshared": 0.0})
         row["models"] += item.models
         row["train_images"] += item.train_images
         row["infer_images"] += item.infer_images
-        row["seconds"] += (item.train_images / rate["train_images_per_s"]
-                           + item.infer_images / rate["infer_images_per_s"])
+        seconds = item.train_images / rate["train_images_per_s"] + item.infer_images / rate["infer_images_per_s"]
+        row["seconds"] += seconds
+        row["seconds_unshared"] += seconds * (rate.get("cpu_share") or 1.0)
     return {kind: table[kind] for kind in KINDS if kind in table}
 
 
@@ -380,14 +387,19 @@ def estimate_batch(path: str | Path, device: str = "auto", quick: bool = False,
         by_kind = price(works[spec.run_id], rates)
         runs.append({"run_id": spec.run_id, "notebook": spec.notebook, "grid": spec.grid,
                      "state": run_store.run_state(batch.root, spec.run_id),
-                     "work": by_kind, "seconds": sum(row["seconds"] for row in by_kind.values())})
+                     "work": by_kind, "seconds": sum(row["seconds"] for row in by_kind.values()),
+                     "seconds_unshared": sum(row["seconds_unshared"] for row in by_kind.values())})
     unfinished = [run for run in runs if run["state"] != "finished"]
+    shares = [rate["cpu_share"] for rate in measured["rates"] if rate.get("cpu_share") is not None]
     return {
         "batch": batch.name, "root": str(batch.root), "device": measured["device"],
         "device_name": measured["device_name"], "threads": measured["threads"], "quick": quick,
         "torch": measured.get("torch"), "throughput": measured["rates"], "runs": runs,
         "total_seconds": sum(run["seconds"] for run in runs),
         "unfinished_runs": len(unfinished), "unfinished_seconds": sum(run["seconds"] for run in unfinished),
+        "total_seconds_unshared": sum(run["seconds_unshared"] for run in runs),
+        "load_average": measured.get("load_average"), "cpu_count": measured.get("cpu_count"),
+        "cpu_share": min(shares) if shares else None,
         "excludes": "building the corrupted images, plots, diagnostics on training samples beyond the regime check "
                     "and the targets, the kernel start and data loading; assumes an empty model cache and runs "
                     "one after another",
@@ -419,9 +431,9 @@ def format_estimate(report: Mapping[str, Any]) -> str:
              f"({report['device_name']}, {report['threads']} CPU threads, torch {report['torch']})"
              + (" [--quick: rough throughput]" if report["quick"] else ""),
              "throughput measured now, synthetic data (images/s):",
-             f"  {'architecture':<44} {'batch':>5} {'training':>10} {'inference':>10}"]
+             f"  {'architecture':<52} {'batch':>5} {'training':>10} {'inference':>10}"]
     for rate in report["throughput"]:
-        lines.append(f"  {rate['label']:<44} {rate['shape']['batch_size']:>5} "
+        lines.append(f"  {rate['label']:<52} {rate['shape']['batch_size']:>5} "
                      f"{rate['train_images_per_s']:>10,.0f} {rate['infer_images_per_s']:>10,.0f}")
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for run in report["runs"]:
@@ -437,6 +449,13 @@ def format_estimate(report: Mapping[str, Any]) -> str:
     lines.append(f"batch: {duration(report['total_seconds'])} for all {len(report['runs'])} runs one after another; "
                  f"{duration(report['unfinished_seconds'])} for the {report['unfinished_runs']} unfinished "
                  f"(python -m calibkd.runs status {report['batch']})")
+    share = report.get("cpu_share")
+    if share is not None and share < SHARED_BELOW:
+        per_run = [run["seconds_unshared"] for run in report["runs"]]
+        lines.append(f"shared machine: load average {report['load_average']:.1f} on {report['cpu_count']} cores, "
+                     f"the measurement got {100 * share:.0f} % of its threads' time; with the cores to itself "
+                     f"about {duration(max(per_run, default=0))} per run, {duration(report['total_seconds_unshared'])} "
+                     f"for the batch")
     lines.append(f"excludes {report['excludes']}")
     return "\n".join(lines)
 

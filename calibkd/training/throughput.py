@@ -68,20 +68,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(step, device: torch.device, warmup: int, min_seconds: float, max_steps: int) -> tuple[int, float]:
-    """(steps, seconds) of ``step`` after ``warmup`` untimed calls: at least
-    two steps, until ``min_seconds`` have passed or ``max_steps`` were run."""
+def _timed(step, device: torch.device, warmup: int, min_seconds: float, max_steps: int) -> tuple[int, float, float]:
+    """(steps, wall seconds, CPU seconds of this process) of ``step`` after
+    ``warmup`` untimed calls: at least two steps, until ``min_seconds`` have
+    passed or ``max_steps`` were run."""
     for _ in range(warmup):
         step()
     _sync(device)
-    start, steps = time.perf_counter(), 0
+    start, cpu_start, steps = time.perf_counter(), time.process_time(), 0
     while steps < 2 or (time.perf_counter() - start < min_seconds and steps < max_steps):
         step()
         steps += 1
         if device.type == "cuda" and steps % 10 == 0:
             _sync(device)
     _sync(device)
-    return steps, time.perf_counter() - start
+    return steps, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def measure(shape: Shape, device: torch.device, quick: bool = False) -> dict[str, Any]:
@@ -112,11 +113,11 @@ def measure(shape: Shape, device: torch.device, quick: bool = False) -> dict[str
         schedule.step()
 
     budget = 0.5 if quick else 2.0
-    train_steps, train_seconds = _timed(train_step, device, warmup=1 if quick else 3, min_seconds=budget,
+    train_steps, train_seconds, train_cpu = _timed(train_step, device, warmup=1 if quick else 3, min_seconds=budget,
                                         max_steps=10 if quick else 200)
     block = torch.rand((INFERENCE_BATCH if not quick else min(INFERENCE_BATCH, 4 * shape.batch_size), *size),
                        device=device)
-    infer_steps, infer_seconds = _timed(lambda: predict_logits(model, block), device, warmup=1,
+    infer_steps, infer_seconds, infer_cpu = _timed(lambda: predict_logits(model, block), device, warmup=1,
                                         min_seconds=budget / 2, max_steps=5 if quick else 100)
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2 ** 20
@@ -127,6 +128,9 @@ def measure(shape: Shape, device: torch.device, quick: bool = False) -> dict[str
         "train_images_per_s": train_steps * shape.batch_size / train_seconds,
         "infer_images_per_s": infer_steps * len(block) / infer_seconds,
         "train_steps_timed": train_steps, "infer_blocks_timed": infer_steps, "peak_memory_mb": peak,
+        # on CPU: the share of its threads' time the measurement got (low when other jobs share the cores)
+        "cpu_share": None if device.type == "cuda" else min(1.0, (train_cpu + infer_cpu) / (
+            (train_seconds + infer_seconds) * torch.get_num_threads())),
     }
 
 
@@ -149,8 +153,10 @@ def measure_all(shapes: Sequence[Shape], device: str = "auto", threads: int | No
     resolved = resolve_device(device)
     if threads is not None:
         torch.set_num_threads(threads)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     rates = [measure(shape, resolved, quick) for shape in shapes]
     return {"device": str(resolved), "device_name": device_name(resolved), "threads": torch.get_num_threads(),
+            "load_average": load, "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "quick": quick, "autocast": "bf16" if resolved.type == "cuda" else None,
             "rates": rates, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "inference_batch": INFERENCE_BATCH}
