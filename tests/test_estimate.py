@@ -143,6 +143,19 @@ def test_cli_json(capsys, monkeypatch):
     assert {"run_id", "state", "work", "seconds"} <= set(report["runs"][0])
 
 
+def test_the_runs_device_is_measured_unless_another_is_asked_for():
+    seen = []
+
+    def record(shapes, device, threads, quick):
+        seen.append(device)
+        return fixed_rates(shapes, device, threads, quick)
+
+    estimate.estimate_batch("smoke-example", measure=record)  # its runs ask for device: cpu
+    estimate.estimate_batch("smoke-example", device="auto", measure=record)
+    assert seen == ["cpu", "auto"]
+    assert estimate.run_device(["cpu", "auto"]) == "auto"
+
+
 def test_bad_batch_names_give_one_clear_error(capsys):
     assert runs_main(["estimate", "no-such-batch"]) == 2
     assert "no batch definition" in capsys.readouterr().err

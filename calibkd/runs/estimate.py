@@ -35,10 +35,13 @@ measures their overhead at under 15 %). Every model is assumed to be
 trained: a warm model cache makes runs faster. Runs are summed one after
 another; workers running side by side divide the batch's wall time.
 
-**Throughput** is measured now, on this device, for each architecture and
+**Throughput** is measured now, on this machine, for each architecture and
 batch size involved (``calibkd.training.throughput``, in a process of its
 own at the runs' thread count): training and inference images/s on
-synthetic data of the dataset's shape. It is printed, never cached.
+synthetic data of the dataset's shape, on the runs' own device (``--device``
+to choose; ``auto`` when the runs differ). It is printed, never cached. On a
+CPU shared with other jobs the measurement also says which share of its
+threads' time it got, and the time with the cores to itself.
 """
 
 from __future__ import annotations
@@ -362,12 +365,20 @@ def price(items: Sequence[Work], rates: Mapping[str, Mapping[str, float]]) -> di
     return {kind: table[kind] for kind in KINDS if kind in table}
 
 
-def estimate_batch(path: str | Path, device: str = "auto", quick: bool = False,
+def run_device(devices: Iterable[str]) -> str:
+    """The device to measure on for runs asking for ``devices``: theirs when they agree, else ``auto``."""
+    chosen = set(devices)
+    return chosen.pop() if len(chosen) == 1 else "auto"
+
+
+def estimate_batch(path: str | Path, device: str | None = None, quick: bool = False,
                    measure: Measure | None = None, notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, Any]:
     """The expected wall time of every run of a batch and of the batch, from
-    throughput measured now on ``device`` (by ``measure``, default
+    throughput measured now on ``device`` (default: the runs' own ``device``
+    parameter, ``auto`` when they differ) by ``measure`` (default
     ``measure_throughput``); a JSON-ready dict."""
     batch = load_batch(batch_root(path), notebook_dir)
+    device = device or run_device(str(spec.parameters.get("device", "auto")) for spec in batch.runs)
     try:
         resolve_device(device)  # a missing GPU is said before anything is measured
     except ValueError as error:
@@ -412,8 +423,10 @@ def estimate_batch(path: str | Path, device: str = "auto", quick: bool = False,
 
 
 def duration(seconds: float) -> str:
-    """``3 h 05 min``, ``12 min 30 s`` or ``45 s``."""
+    """``4.2 days``, ``3 h 05 min``, ``12 min 30 s`` or ``45 s``."""
     seconds = round(seconds)
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} days"
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     if seconds >= 60:
@@ -460,7 +473,7 @@ def format_estimate(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def estimate_main(batch: str, device: str = "auto", quick: bool = False, as_json: bool = False,
+def estimate_main(batch: str, device: str | None = None, quick: bool = False, as_json: bool = False,
                   notebook_dir: Path = NOTEBOOK_DIR) -> int:
     """``python -m calibkd.runs estimate``: print the estimate (text or JSON)."""
     report = estimate_batch(batch, device, quick, notebook_dir=notebook_dir)

@@ -361,8 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     estimate = commands.add_parser("estimate", help="expected wall time per run and for the batch, from "
                                    "throughput measured now on this device (calibkd.runs.estimate)")
     estimate.add_argument("batch")
-    estimate.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                          help="device to measure on (default %(default)s: CUDA when present)")
+    estimate.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                          help="device to measure on (default: the runs' own device parameter; auto: CUDA when present)")
     estimate.add_argument("--quick", action="store_true", help="fewer timed steps: a rougher throughput in seconds")
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
     for sub in (run, status, estimate):
