@@ -80,6 +80,9 @@ class Calibrator(ABC):
 
     name = "calibrator"
     usable_for_targets = True
+    #: the map is plain tensor arithmetic: applied on the logits' device (a GPU
+    #: training step then never copies to the host); other maps run on the CPU
+    maps_on_device = False
 
     def fit(self, logits: torch.Tensor, labels: torch.Tensor) -> "Calibrator":
         z, y = _check_fit_inputs(logits, labels)
@@ -96,17 +99,25 @@ class Calibrator(ABC):
         """Calibrated probabilities (N, K), float64, rows summing to one."""
         if looks_like_probabilities(logits):
             raise ValueError(f"{self.name} got probabilities; it maps logits")
-        return self._probs(logits.detach().double().cpu())
+        return self._probs(self._as_input(logits))
 
     __call__ = probs
 
-    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+    def log_probs(self, logits: torch.Tensor, check_logits: bool = True) -> torch.Tensor:
         """log of ``probs``, computed in log space where the map allows (a
         scaling map: log_softmax), so that tiny probabilities keep their value
-        (distillation targets are tempered in log space)."""
-        if looks_like_probabilities(logits):
+        (distillation targets are tempered in log space). ``check_logits``
+        False skips the probabilities-passed-as-logits check, which reads a
+        value back to the host: for a training step's teacher logits, which
+        are logits by construction."""
+        if check_logits and looks_like_probabilities(logits):
             raise ValueError(f"{self.name} got probabilities; it maps logits")
-        return self._log_probs(logits.detach().double().cpu())
+        return self._log_probs(self._as_input(logits))
+
+    def _as_input(self, logits: torch.Tensor) -> torch.Tensor:
+        """float64 logits, on the CPU unless the map runs on their device."""
+        z = logits.detach().double()
+        return z if self.maps_on_device else z.cpu()
 
     def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
         return self._probs(z).log()
@@ -125,6 +136,7 @@ class TemperatureScaling(Calibrator):
     Keeps the argmax and the ranking of every class."""
 
     name = "temperature"
+    maps_on_device = True
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         self.temperature = fit_temperature(z, y)
@@ -141,6 +153,7 @@ class VectorScaling(Calibrator):
     L-BFGS from the identity (Guo et al. 2017). Can change the argmax."""
 
     name = "vector"
+    maps_on_device = True
 
     def _fit(self, z: torch.Tensor, y: torch.Tensor) -> None:
         k = z.shape[1]
@@ -158,10 +171,10 @@ class VectorScaling(Calibrator):
         self.scale, self.bias = w.detach(), b.detach()
 
     def _probs(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(z * self.scale + self.bias, 1)
+        return torch.softmax(z * self.scale.to(z) + self.bias.to(z), 1)
 
     def _log_probs(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.log_softmax(z * self.scale + self.bias, 1)
+        return torch.log_softmax(z * self.scale.to(z) + self.bias.to(z), 1)
 
 
 #: Floor on binned probabilities before renormalising, so that a class whose

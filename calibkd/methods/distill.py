@@ -95,8 +95,10 @@ def dkd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels:
     gt = F.one_hot(labels, student_logits.shape[1]).bool()
     p_s = torch.softmax(student_logits / t, 1)
     p_t = torch.softmax(teacher_logits / t, 1)
-    b_s = torch.stack([p_s[gt], 1 - p_s[gt]], 1).clamp_min(1e-12)
-    b_t = torch.stack([p_t[gt], 1 - p_t[gt]], 1).clamp_min(1e-12)
+    # the label's probability by gather (a boolean mask would read its count back to the host)
+    p_s_y, p_t_y = p_s.gather(1, labels[:, None]).squeeze(1), p_t.gather(1, labels[:, None]).squeeze(1)
+    b_s = torch.stack([p_s_y, 1 - p_s_y], 1).clamp_min(1e-12)
+    b_t = torch.stack([p_t_y, 1 - p_t_y], 1).clamp_min(1e-12)
     tckd = (b_t * (b_t.log() - b_s.log())).sum(1).mean() * t ** 2
     masked_s = F.log_softmax(student_logits / t - 1000.0 * gt, 1)
     masked_t = torch.softmax(teacher_logits / t - 1000.0 * gt, 1)
@@ -168,23 +170,27 @@ def wclip_log(log_probs: torch.Tensor, labels: torch.Tensor, eta: float = 0.5, m
     p_top, p_y = lp[rows, top].exp(), lp[rows, labels].exp()
     delta = torch.minimum(eta * p_top, m * (p_top - p_y))
     wrong = top != labels
+    # where, not a boolean mask: a mask's row count would be read back to the host
     out = lp.clone()
-    out[rows[wrong], top[wrong]] = (p_top - delta)[wrong].log()
-    out[rows[wrong], labels[wrong]] = (p_y + delta)[wrong].log()
+    out[rows, top] = torch.where(wrong, (p_top - delta).log(), lp[rows, top])
+    out[rows, labels] = torch.where(wrong, (p_y + delta).log(), lp[rows, labels])
     return out.to(log_probs.dtype)
 
 
 def cudp_projection_log(log_probs: torch.Tensor, labels: torch.Tensor, log_confidence: torch.Tensor,
-                        log_doubt: torch.Tensor | None = None) -> torch.Tensor:
+                        log_doubt: torch.Tensor | None = None, check: bool = True) -> torch.Tensor:
     """``cudp_projection`` in log space: log q_y = log c and log q_j = log(1 - c)
     + log p_j - log(1 - p_y) for j != y, with c raised to the rank bound
     m' / (1 - p_y + m') where needed. ``log_confidence`` is log c(x);
     ``log_doubt`` is log(1 - c(x)) when known more precisely than from c
     (e.g. the log-sum of a calibrated teacher's other classes), else it is
-    computed as log1p(-c). Returns log-probabilities in ``log_probs``' dtype."""
+    computed as log1p(-c). Returns log-probabilities in ``log_probs``' dtype.
+    ``check`` False skips the range check of c, which reads a value back to
+    the host (a training step's c comes from a log-softmax or a clamp).
+    Nothing else here reads back, so a GPU step never waits on it."""
     if log_confidence.shape != labels.shape:
         raise ValueError(f"confidence must have one value per example, got {tuple(log_confidence.shape)}")
-    if (log_confidence > 1e-12).any():
+    if check and (log_confidence > 1e-12).any():
         raise ValueError("confidence values c(x) must be in [0, 1] (log c <= 0)")
     lp = log_probs.double()
     k = lp.shape[1]
@@ -192,12 +198,13 @@ def cudp_projection_log(log_probs: torch.Tensor, labels: torch.Tensor, log_confi
     rest = lp.clone()
     rest[rows, labels] = -torch.inf
     log_rest = torch.logsumexp(rest, 1)
+    # rows with no non-target mass at all: spread 1 - c uniformly over the other classes
+    # (selected with where, not a mask, so that no row count is read back)
     empty = torch.isneginf(log_rest)
-    if empty.any():  # no non-target mass at all: spread 1 - c uniformly over the other classes
-        uniform = torch.full_like(rest[empty], -math.log(k - 1))
-        uniform[torch.arange(int(empty.sum()), device=lp.device), labels[empty]] = -torch.inf
-        rest[empty] = uniform
-        log_rest = torch.logsumexp(rest, 1)
+    uniform = torch.full_like(rest, -math.log(k - 1))
+    uniform[rows, labels] = -torch.inf
+    rest = torch.where(empty[:, None], uniform, rest)
+    log_rest = torch.logsumexp(rest, 1)
     log_c = log_confidence.double().clamp_max(0.0)
     log_1mc = torch.log1p(-log_c.exp()) if log_doubt is None else log_doubt.double()
     log_runner_up = rest.max(1).values

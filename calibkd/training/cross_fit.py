@@ -87,7 +87,7 @@ class CrossFitConfidence:
                         probs = calibrator.probs(predict_logits(teacher.model, images[rows]))
                         c[rows.cpu()] = probs.gather(1, labels[rows].cpu()[:, None]).squeeze(1)
                 parts.append(c)
-            self.epochs.append(torch.cat(parts))
+            self.epochs.append(torch.cat(parts).to(torch.device(device)))  # on the training device, as teacher logits
 
     def check(self, data: DataSplits, config: TrainConfig) -> None:
         if stream_key(data, config) != self.stream_key:

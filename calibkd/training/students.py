@@ -113,7 +113,7 @@ def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: tor
     calibrated probability of the label) and / or W-Clip. Computed in float64,
     returned in the logits' dtype."""
     log_probs = torch.log_softmax(teacher_logits.double(), 1)
-    calibrated = None if calibrator is None else calibrator.log_probs(teacher_logits).to(log_probs)
+    calibrated = None if calibrator is None else calibrator.log_probs(teacher_logits, check_logits=False).to(log_probs)
     if method.cudp:
         if confidence is not None:
             c = confidence.to(log_probs).clamp(0.0, 1.0)
@@ -125,7 +125,7 @@ def make_target(method: DistillMethod, teacher_logits: torch.Tensor, labels: tor
             log_doubt = torch.logsumexp(others, 1)
         else:
             raise ValueError("CUD-P needs a fitted calibration map (or cross-fitted confidences) for c(x)")
-        log_probs = distill.cudp_projection_log(log_probs, labels, log_c, log_doubt)
+        log_probs = distill.cudp_projection_log(log_probs, labels, log_c, log_doubt, check=False)
     elif calibrated is not None:
         log_probs = calibrated
     if method.wclip:

@@ -56,7 +56,8 @@ class TeacherLogits:
         self.epochs: list[torch.Tensor] = []
         for _ in range(config.epochs):
             outputs = [predict_logits(teacher, images).to(dtype) for images, _, _ in stream.epoch()]
-            self.epochs.append(torch.cat(outputs))
+            # kept on the training device: a student's step then reads its targets without a copy
+            self.epochs.append(torch.cat(outputs).to(torch.device(device)))
 
     def check(self, teacher_key: str, data: DataSplits, config: TrainConfig) -> None:
         """Refuse to serve a different teacher or a different batch stream."""
