@@ -36,7 +36,7 @@ def test_defaults_pass():
 
 @pytest.mark.parametrize("changes,message", [
     ({"dataset": "imagenet"}, "allowed values: \\['fashion_mnist', 'cifar10', 'cifar100'"),
-    ({"profile": "huge"}, "allowed values: \\['smoke', 'default', 'full'\\]"),
+    ({"profile": "huge"}, "allowed values: \\['smoke', 'default', 'full', 'cifar100'"),
     ({"recipes": ["default", "sharp"]}, "unknown value 'sharp'"),
     ({"recipes": []}, "empty list"),
     ({"teacher_epochs": 0}, "'teacher_epochs'=0 is below its minimum 1"),
@@ -91,7 +91,7 @@ def test_train_config_ranges(changes, message):
 
 
 def test_unknown_model_and_profile():
-    with pytest.raises(ConfigError, match="allowed models: \\['mlp', 'resnet', 'small_cnn'\\]"):
+    with pytest.raises(ConfigError, match="allowed models: \\['mlp', 'resnet', 'resnet20'"):
         ModelConfig("vit")
     with pytest.raises(ValueError, match="allowed models"):
         build_model("vit", 1, 10)
@@ -109,13 +109,19 @@ def test_overrides_apply_and_are_validated():
         apply_overrides(recipe, params(teacher_epochs=0), "teacher_epochs")
 
 
+#: How many times the student's parameters the teacher has, at least: ten in
+#: the study's profiles; three at smoke (a narrower teacher, for speed); the
+#: published CIFAR-100 pairs are what they are (2.4 to 6 times).
+CAPACITY_GAP = {"default": 10, "full": 10, "smoke": 3}
+
+
 @pytest.mark.parametrize("profile", sorted(PROFILES))
-def test_teacher_has_ten_times_the_student_parameters(profile):
+def test_the_teacher_is_larger_than_the_student(profile):
     p = PROFILES[profile]
     student = count_parameters(build_model(p.student.model.arch, 1, 10, **p.student.model.arguments))
     for recipe in p.teacher_recipes.values():
         teacher = count_parameters(build_model(recipe.model.arch, 1, 10, **recipe.model.arguments))
-        assert teacher >= 10 * student
+        assert teacher >= CAPACITY_GAP.get(profile, 2) * student
 
 
 def test_overconfident_recipe_differs_only_in_regularisation_and_length():

@@ -29,10 +29,13 @@ from calibkd.config.datasets import (  # noqa: F401
     glyph_size,
 )
 from calibkd.config.design import (  # noqa: F401
+    CIFAR100_PAIRS,
+    CIFAR100_RECIPE,
     CROSS_FIT_FOLDS,
     DATASET_MODELS,
     LONG_TAIL_IMBALANCE,
     OVERCONFIDENT_MIN_TEMPERATURE,
+    PROFILE_DATASETS,
     PROFILES,
     REGIMES,
     STUDENT,
@@ -42,8 +45,10 @@ from calibkd.config.design import (  # noqa: F401
     TEACHER,
     TEACHER_METHODS,
     VIEW_ACCURACY_TOLERANCE,
+    BenchmarkPair,
     check_sweep,
     get_profile,
+    student_methods,
     teacher_variant,
 )
 from calibkd.config.tuning import (  # noqa: F401
@@ -64,11 +69,13 @@ from calibkd.config.parameters import (  # noqa: F401
 )
 from calibkd.config.specs import (  # noqa: F401
     ARCHITECTURE_NAMES,
+    CIFAR_ARCHITECTURE_NAMES,
     GATES,
     LOSS_DEFAULTS,
     OPTIMIZERS,
     PARAM_RULES,
     REPORT_EPOCHS,
+    SCHEDULES,
     DistillMethod,
     ModelConfig,
     ParamRule,

@@ -3,7 +3,7 @@ tables of teacher and student methods the chapters and batches iterate over."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from calibkd.config.checks import check_float
@@ -30,6 +30,9 @@ REGIMES = ("default", "overconfident", "long_tail")
 
 TEACHER = ModelConfig("resnet", (("width", 32), ("blocks_per_stage", 1), ("stem_stride", 2)))
 STUDENT = ModelConfig("small_cnn", (("width", 16),))
+#: The smoke profile's teacher: the default teacher at half the width (a
+#: quarter of the cost), so that a smoke study from an empty cache fits its budget.
+SMOKE_TEACHER = ModelConfig("resnet", (("width", 16), ("blocks_per_stage", 1), ("stem_stride", 2)))
 
 
 def _profile(
@@ -46,8 +49,12 @@ def _profile(
     finetune_epochs: int,
     suite_corruptions: tuple[str, ...] | None = None,
     suite_severities: tuple[int, ...] | None = None,
+    recipe: TrainConfig = TrainConfig(),
+    dkd_beta: float | None = None,
 ) -> Profile:
-    default = TrainConfig(epochs=teacher_epochs, monitor_size=monitor_size)
+    """A profile whose three regimes share ``recipe`` (optimiser, schedule,
+    batch size) with the epochs, sizes and subsets given here."""
+    default = replace(recipe, epochs=teacher_epochs, monitor_size=monitor_size)
     # Brief section 3b: same architecture, longer, no augmentation or weight decay,
     # on a subset, so training NLL goes to ~0 and the teacher memorises. Its
     # students train on the same subset *without augmentation too*
@@ -70,14 +77,64 @@ def _profile(
         finetune_epochs=finetune_epochs,
         suite_corruptions=suite_corruptions,
         suite_severities=suite_severities,
+        dkd_beta=dkd_beta,
+    )
+
+
+#: The CIFAR-100 knowledge-distillation benchmark's recipe (RepDistiller and
+#: mdistiller; brief section 8): SGD with plain momentum 0.9, batch 64, 240
+#: epochs, lr 0.05 divided by 10 after epochs 150, 180 and 210, weight decay
+#: 5e-4 on every parameter. Teachers and students train with it alike.
+CIFAR100_RECIPE = TrainConfig(
+    epochs=240, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, optimizer="sgd",
+    schedule="step", milestones=(150, 180, 210), lr_decay=0.1, nesterov=False, decay_all=True,
+)
+
+
+@dataclass(frozen=True)
+class BenchmarkPair:
+    """A published CIFAR-100 teacher-student pair: its architectures, DKD's
+    beta for it, and the top-1 accuracies (%) the toolboxes report (brief
+    section 8), which a ``cifar100`` run is read against."""
+
+    teacher: str
+    student: str
+    dkd_beta: float
+    teacher_top1: float
+    student_top1: float
+    kd_top1: float
+    dkd_top1: float
+
+
+#: The published pairs, by profile name; ``cifar100`` is the reference pair.
+CIFAR100_PAIRS: dict[str, BenchmarkPair] = {
+    "cifar100": BenchmarkPair("resnet32x4", "resnet8x4", 8.0, 79.42, 72.50, 73.33, 76.32),
+    "cifar100_resnet56": BenchmarkPair("resnet56", "resnet20", 2.0, 72.34, 69.06, 70.66, 71.97),
+    "cifar100_wrn": BenchmarkPair("wrn_40_2", "wrn_16_2", 6.0, 75.61, 73.26, 74.92, 76.23),
+    "cifar100_vgg": BenchmarkPair("vgg13", "vgg8", 6.0, 74.64, 70.36, 72.98, 74.68),
+}
+
+
+def _cifar100_profile(name: str, pair: BenchmarkPair) -> Profile:
+    """The benchmark recipe for one pair, with the study's three regimes: the
+    overconfident one memorises 10,000 images (100 per class) without
+    augmentation or weight decay, the long tail is CIFAR-100-LT (IR 100).
+    Validation (5,000 images) is carved from the 50,000 training images,
+    as in Guo et al. 2017, so teachers train on 45,000 (the toolboxes: all 50,000)."""
+    return _profile(
+        name, f"GPU hours: the CIFAR-100 benchmark recipe, {pair.teacher} -> {pair.student}",
+        SplitConfig(dataset="cifar100", val_size=5_000),
+        ModelConfig(pair.teacher), ModelConfig(pair.student),
+        teacher_epochs=240, overconfident_epochs=240, overconfident_subset=10_000, student_epochs=240,
+        monitor_size=5_000, finetune_epochs=24, recipe=CIFAR100_RECIPE, dkd_beta=pair.dkd_beta,
     )
 
 
 PROFILES: dict[str, Profile] = {
     "smoke": _profile(
-        "smoke", "seconds: tests and a first look",
-        SplitConfig(val_size=500, train_size=2_000, test_size=1_000),
-        TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
+        "smoke", "seconds: tests and a first look (a narrower teacher on 1,000 images)",
+        SplitConfig(val_size=500, train_size=1_000, test_size=1_000),
+        SMOKE_TEACHER, STUDENT, teacher_epochs=2, overconfident_epochs=3,
         overconfident_subset=500, student_epochs=2, monitor_size=500, finetune_epochs=1,
         suite_corruptions=("gaussian_noise", "defocus_blur", "fog", "contrast"), suite_severities=(1, 3, 5),
     ),
@@ -95,7 +152,21 @@ PROFILES: dict[str, Profile] = {
         teacher_epochs=60, overconfident_epochs=200, overconfident_subset=10_000,
         student_epochs=60, monitor_size=5_000, finetune_epochs=15,
     ),
+    **{name: _cifar100_profile(name, pair) for name, pair in CIFAR100_PAIRS.items()},
+    # The reference pair's whole path (recipe, schedule, architectures) at a
+    # tiny size: the tests run it on CPU, on CIFAR-100-shaped files.
+    "cifar100_smoke": _profile(
+        "cifar100_smoke", "seconds: the cifar100 profile's code path at a tiny size (tests)",
+        SplitConfig(dataset="cifar100", val_size=64, train_size=128, test_size=64),
+        ModelConfig("resnet32x4"), ModelConfig("resnet8x4"),
+        teacher_epochs=1, overconfident_epochs=1, overconfident_subset=64, student_epochs=1,
+        monitor_size=64, finetune_epochs=1, recipe=replace(CIFAR100_RECIPE, milestones=()),
+        dkd_beta=CIFAR100_PAIRS["cifar100"].dkd_beta,
+        suite_corruptions=("gaussian_noise", "defocus_blur", "fog", "contrast"), suite_severities=(1, 3, 5),
+    ),
 }
+#: Profiles that fix their dataset (the others take the notebook's ``dataset``).
+PROFILE_DATASETS = {name: "cifar100" for name in (*CIFAR100_PAIRS, "cifar100_smoke")}
 
 
 #: Calibrated teachers (brief section 4): method -> (loss, loss parameters,
@@ -201,7 +272,9 @@ def teacher_variant(profile: Profile, regime: str, method: str,
         name += "[" + ",".join(f"{k}={v}" for k, v in sorted(loss_overrides.items())) + "]"
     train = replace(base.train, loss=loss, loss_params=loss_params)
     if finetune:
-        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10, augment=True)
+        # a short fine-tune decays by cosine whatever the profile's schedule
+        train = replace(train, epochs=profile.finetune_epochs, lr=base.train.lr / 10, augment=True,
+                        schedule="cosine", milestones=())
         return Recipe(name, base.model, train, init_from=regime)
     return Recipe(name, base.model, train)
 
@@ -213,6 +286,15 @@ DATASET_MODELS: dict[str, tuple[ModelConfig, ModelConfig]] = {
 }
 
 
+def student_methods(profile: Profile) -> dict[str, StudentMethod]:
+    """``STUDENT_METHODS`` as ``profile`` trains them: DKD with the profile's
+    pair's published beta, when it has one."""
+    if profile.dkd_beta is None:
+        return STUDENT_METHODS
+    return {name: replace(method, distill=replace(method.distill, dkd_beta=profile.dkd_beta))
+            if method.distill.kind == "dkd" else method for name, method in STUDENT_METHODS.items()}
+
+
 def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
     """A profile by name, with its split retargeted to ``dataset`` (and, for
     feature-vector data, its models replaced by ``DATASET_MODELS``)."""
@@ -220,6 +302,9 @@ def get_profile(name: str, dataset: str = "fashion_mnist") -> Profile:
         raise ConfigError(f"unknown profile {name!r}; allowed profiles: {sorted(PROFILES)}")
     profile = PROFILES[name]
     dataset_info(dataset)
+    if name in PROFILE_DATASETS and dataset != PROFILE_DATASETS[name]:
+        raise ConfigError(f"profile {name!r} is the {PROFILE_DATASETS[name]} benchmark recipe; "
+                          f"use it with dataset={PROFILE_DATASETS[name]!r}, not {dataset!r}")
     profile = replace(profile, split=replace(profile.split, dataset=dataset))
     if dataset in DATASET_MODELS:
         teacher, student = DATASET_MODELS[dataset]

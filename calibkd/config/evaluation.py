@@ -43,7 +43,8 @@ class EvaluationLimits:
 
 #: Profile name -> its limits; a profile not listed evaluates what is asked.
 EVALUATION_LIMITS: dict[str, EvaluationLimits] = {
-    "smoke": EvaluationLimits(test_images=250, mixtures=250, training_sample=1000),
+    "smoke": EvaluationLimits(test_images=250, mixtures=250, training_sample=500),
+    "cifar100_smoke": EvaluationLimits(test_images=64, mixtures=64, training_sample=64),
 }
 
 

@@ -15,8 +15,11 @@ from calibkd.config.checks import check_choice, check_float, check_int
 from calibkd.config.datasets import dataset_info
 from calibkd.errors import ConfigError
 
+#: The CIFAR-100 benchmark's architectures (RepDistiller / mdistiller naming;
+#: ``calibkd.nn.cifar_models``), built with their published structure.
+CIFAR_ARCHITECTURE_NAMES = ("resnet20", "resnet56", "resnet8x4", "resnet32x4", "wrn_16_2", "wrn_40_2", "vgg8", "vgg13")
 #: The architectures ``calibkd.nn.models.ARCHITECTURES`` builds (a test keeps them in step).
-ARCHITECTURE_NAMES = ("resnet", "small_cnn", "mlp")
+ARCHITECTURE_NAMES = ("resnet", "small_cnn", "mlp") + CIFAR_ARCHITECTURE_NAMES
 
 @dataclass(frozen=True)
 class SplitConfig:
@@ -73,6 +76,9 @@ class ModelConfig:
 
 OPTIMIZERS = ("sgd", "adamw")
 REPORT_EPOCHS = ("last", "best_val")
+#: Learning-rate schedules: per-step cosine to zero, or the CIFAR toolboxes'
+#: step schedule (multiply by ``lr_decay`` after each epoch of ``milestones``).
+SCHEDULES = ("cosine", "step")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,14 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     optimizer: str = "sgd"
+    #: ``cosine`` (per step, to zero) or ``step`` (``lr_decay`` after each epoch in ``milestones``)
+    schedule: str = "cosine"
+    milestones: tuple[int, ...] = ()
+    lr_decay: float = 0.1
+    #: Nesterov momentum (SGD); the CIFAR toolboxes use plain momentum
+    nesterov: bool = True
+    #: also decay batch-norm and bias parameters (the CIFAR toolboxes do; we otherwise do not)
+    decay_all: bool = False
     augment: bool = True
     #: train on a seeded subset of this many training examples (None: all)
     subset: int | None = None
@@ -108,6 +122,16 @@ class TrainConfig:
         check_float("weight_decay", self.weight_decay, low=0.0, high=1.0)
         check_choice("optimizer", self.optimizer, OPTIMIZERS)
         check_choice("report_epoch", self.report_epoch, REPORT_EPOCHS)
+        check_choice("schedule", self.schedule, SCHEDULES)
+        check_float("lr_decay", self.lr_decay, low=0.0, high=1.0, low_open=True)
+        if not isinstance(self.milestones, tuple) or list(self.milestones) != sorted(set(self.milestones)):
+            raise ConfigError(f"milestones={self.milestones!r} must be a tuple of increasing epochs")
+        for milestone in self.milestones:
+            check_int("milestone", milestone, minimum=1)
+            if milestone >= self.epochs:
+                raise ConfigError(f"milestone {milestone} must be below epochs={self.epochs}")
+        if self.milestones and self.schedule != "step":
+            raise ConfigError("milestones apply to schedule='step' only")
         check_loss(self.loss, dict(self.loss_params))
         if self.subset is not None:
             check_int("subset", self.subset, minimum=1)
@@ -147,6 +171,9 @@ class Profile:
     #: since the suite, not training, dominates a smoke run
     suite_corruptions: tuple[str, ...] | None = None
     suite_severities: tuple[int, ...] | None = None
+    #: DKD's beta for this profile's teacher-student pair (None: ``DistillMethod``'s
+    #: default); the CIFAR-100 pairs use the published value per pair
+    dkd_beta: float | None = None
 
 
 # ---------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from calibkd.config import (
     Recipe,
     apply_overrides,
     get_profile,
+    student_methods,
     teacher_variant,
     validate_parameters,
 )
@@ -122,7 +123,8 @@ class StudyContext:
                 return self.trained(teacher)
             return self.trained(self.variant_recipe(regime, method, loss_overrides))
 
-        return StudentStage(self.data, self.device, regime, student, source, dus_teacher, cudp_map)
+        return StudentStage(self.data, self.device, regime, student, source, dus_teacher, cudp_map,
+                            methods=student_methods(self.profile))
 
     def suite(self, test_size: int | None, mixture_count: int = 2000) -> Suite:
         """The robustness suite of this run on ``test_size`` seeded test images:

@@ -40,14 +40,16 @@ TUNING_TABLE = "tuning_04"
 Choices = Mapping[str, Mapping[str, Any]]
 
 
-def tuned_student(name: str, chosen: Choices, grids: Mapping[str, TuningGrid] = TUNING_GRIDS
+def tuned_student(name: str, chosen: Choices, grids: Mapping[str, TuningGrid] = TUNING_GRIDS,
+                  methods: Mapping[str, StudentMethod] = STUDENT_METHODS
                   ) -> tuple[StudentMethod, dict[str, float] | None, str | None]:
-    """``STUDENT_METHODS[name]`` with the values of every grid in ``chosen``
-    that applies to it: (the method, loss overrides for its DUS teacher or
-    None, the DUS teacher to use or None)."""
-    if name not in STUDENT_METHODS:
-        raise ConfigError(f"unknown student method {name!r}; allowed: {list(STUDENT_METHODS)}")
-    method = STUDENT_METHODS[name]
+    """``methods[name]`` (a stage's table: ``STUDENT_METHODS`` with its
+    profile's settings) with the values of every grid in ``chosen`` that
+    applies to it: (the method, loss overrides for its DUS teacher or None,
+    the DUS teacher to use or None)."""
+    if name not in methods:
+        raise ConfigError(f"unknown student method {name!r}; allowed: {list(methods)}")
+    method = methods[name]
     distill, overrides, dus_teacher = method.distill, None, None
     for family in TUNING_ORDER:
         if family not in chosen or family not in grids or name not in grids[family].applies_to:
@@ -65,7 +67,7 @@ def tuned_student(name: str, chosen: Choices, grids: Mapping[str, TuningGrid] = 
 def train_tuned(stage: StudentStage, name: str, chosen: Choices, label: str | None = None,
                 grids: Mapping[str, TuningGrid] = TUNING_GRIDS) -> StudentResult:
     """Train (or load) student ``name`` of ``stage`` with the ``chosen`` values."""
-    method, overrides, dus_teacher = tuned_student(name, chosen, grids)
+    method, overrides, dus_teacher = tuned_student(name, chosen, grids, stage.methods)
     if dus_teacher is not None and method.teacher == "dus":
         stage = replace(stage, dus_teacher=dus_teacher)  # shares the stage's caches
     return stage.student(label or name, method, overrides if method.teacher == "dus" else None)

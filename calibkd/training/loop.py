@@ -1,6 +1,6 @@
 """One training loop for teachers and students.
 
-SGD with momentum (or AdamW), a per-step cosine schedule, weight decay,
+SGD with momentum (or AdamW), a per-step cosine or step schedule, weight decay,
 batched tensor augmentation, seeded shuffling. After every epoch the model is
 scored on a fixed monitor subset of its training data, on the validation split
 and on a monitor subset of the test split, so the history shows whether
@@ -57,24 +57,36 @@ def _score(model: nn.Module, split: Split) -> dict[str, float]:
     }
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """The optimiser of ``config`` and a per-step cosine schedule to zero over ``steps``.
+def make_optimizer(model: nn.Module, config: TrainConfig, steps_per_epoch: int
+                   ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """The optimiser of ``config`` and its per-step schedule: cosine to zero
+    over the run, or ``step`` (the learning rate times ``lr_decay`` after
+    each epoch listed in ``milestones``, as the CIFAR toolboxes do).
 
     Weight decay applies to conv and linear weights only, not to batch-norm
-    parameters or biases (the usual practice; decaying BN scales only adds noise).
+    parameters or biases (the usual practice; decaying BN scales only adds
+    noise), unless ``decay_all`` (the CIFAR toolboxes' recipe).
     """
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": config.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    params = list(model.parameters())
+    if config.decay_all:
+        groups = [{"params": params, "weight_decay": config.weight_decay}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": config.weight_decay},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
     if config.optimizer == "sgd":
-        optimizer: torch.optim.Optimizer = torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0)
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0)
     else:
         optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
-    )
-    return optimizer, schedule
+    steps = config.epochs * steps_per_epoch
+    if config.schedule == "step":
+        def factor(step: int) -> float:
+            finished_epochs = step // steps_per_epoch
+            return config.lr_decay ** sum(finished_epochs >= m for m in config.milestones)
+    else:
+        def factor(step: int) -> float:
+            return 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps))
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 class BatchStream:
@@ -144,7 +156,7 @@ def train_model(
     channels_last = uses_channels_last(model)
     use_fast_layout(model)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    optimizer, schedule = make_optimizer(model, config, config.epochs * steps_per_epoch)
+    optimizer, schedule = make_optimizer(model, config, steps_per_epoch)
     stream = BatchStream(train, config, data.info, device)
     show_bars = interactive() if progress is None else progress
     rows: list[dict[str, float]] = []

@@ -76,6 +76,9 @@ class StudentStage:
     cudp_map: str = "temperature"
     cache: ModelCache | None = None
     progress: bool | None = None
+    #: the student-method table this stage trains from (``design.student_methods``
+    #: of the profile: its pair's DKD beta)
+    methods: Mapping[str, StudentMethod] = field(default_factory=lambda: STUDENT_METHODS)
     teachers: dict[tuple, TrainedModel] = field(default_factory=dict)
     logits: dict[str, TeacherLogits] = field(default_factory=dict)
     calibrators: dict[tuple[str, str], Calibrator] = field(default_factory=dict)
@@ -135,12 +138,12 @@ class StudentStage:
 
     def student(self, name: str, method: StudentMethod | None = None,
                 loss_overrides: Mapping[str, float] | None = None) -> StudentResult:
-        """Train (or load) the student ``name`` (a key of ``STUDENT_METHODS``,
+        """Train (or load) the student ``name`` (a key of ``self.methods``,
         or any label when ``method`` is given)."""
         if method is None:
-            if name not in STUDENT_METHODS:
-                raise ConfigError(f"unknown student method {name!r}; allowed: {list(STUDENT_METHODS)}")
-            method = STUDENT_METHODS[name]
+            if name not in self.methods:
+                raise ConfigError(f"unknown student method {name!r}; allowed: {list(self.methods)}")
+            method = self.methods[name]
         distill = method.distill
         if distill.kind == "dkd":
             distill = replace(distill, warmup_epochs=distill.warmup_for(self.recipe.train.epochs))
