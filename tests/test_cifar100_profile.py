@@ -4,6 +4,8 @@ what the toolboxes' does."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -115,3 +117,15 @@ def test_the_reference_pair_profile_builds_its_models():
     for recipe in (profile.teacher_recipes["default"], profile.student):
         model = build_model(recipe.model.arch, 3, 100, **recipe.model.arguments)
         assert model(x).shape == (2, 100)
+
+
+def test_the_readme_table_of_published_numbers_is_the_config():
+    """The README's table of published accuracies is ``CIFAR100_PAIRS``, row for row."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = [line for line in readme.splitlines() if line.startswith("| `cifar100")]
+    assert len(rows) == len(CIFAR100_PAIRS)
+    for row, (name, pair) in zip(rows, CIFAR100_PAIRS.items()):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells == [f"`{name}`", f"{pair.teacher} -> {pair.student}", f"{pair.teacher_top1:.2f}",
+                         f"{pair.student_top1:.2f}", f"{pair.kd_top1:.2f}", f"{pair.dkd_top1:.2f}",
+                         f"{pair.dkd_beta:g}"]
