@@ -165,3 +165,21 @@ def test_bad_batch_names_give_one_clear_error(capsys):
 def test_cuda_without_a_gpu_is_a_clear_error(capsys):
     assert runs_main(["estimate", "smoke-example", "--device", "cuda", "--quick"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the fallback of a machine without a GPU")
+def test_the_gpu_batch_is_estimated_here_on_the_cpu_and_says_so(capsys, monkeypatch):
+    """The cifar100-gpu batch asks for device cuda: without a GPU the estimate
+    measures this CPU and says so (the real measurement of resnet32x4 on 2
+    cores takes minutes; the rates are stubbed here)."""
+    seen = []
+
+    def record(shapes, device, threads, quick):
+        seen.append((device, sorted(s["arch"] for s in shapes)))
+        return fixed_rates(shapes, device, threads, quick)
+
+    monkeypatch.setattr(estimate, "measure_throughput", record)
+    assert runs_main(["estimate", "cifar100-gpu"]) == 0
+    out = capsys.readouterr().out
+    assert seen == [("cpu", ["resnet32x4", "resnet8x4"])]
+    assert "no GPU: measured on its CPU" in out and re.search(r"per run\s+[\d.]+ (days|h)", out)

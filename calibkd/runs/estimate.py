@@ -39,7 +39,8 @@ another; workers running side by side divide the batch's wall time.
 batch size involved (``calibkd.training.throughput``, in a process of its
 own at the runs' thread count): training and inference images/s on
 synthetic data of the dataset's shape, on the runs' own device (``--device``
-to choose; ``auto`` when the runs differ). It is printed, never cached. On a
+to choose; ``auto`` when the runs differ; this machine's CPU, said so, when
+the runs ask for CUDA and there is no GPU). It is printed, never cached. On a
 CPU shared with other jobs the measurement also says which share of its
 threads' time it got, and the time with the cores to itself.
 """
@@ -378,7 +379,13 @@ def estimate_batch(path: str | Path, device: str | None = None, quick: bool = Fa
     parameter, ``auto`` when they differ) by ``measure`` (default
     ``measure_throughput``); a JSON-ready dict."""
     batch = load_batch(batch_root(path), notebook_dir)
-    device = device or run_device(str(spec.parameters.get("device", "auto")) for spec in batch.runs)
+    note = None
+    if device is None:
+        device = run_device(str(spec.parameters.get("device", "auto")) for spec in batch.runs)
+        if device == "cuda" and resolve_device("auto").type != "cuda":
+            device = "cpu"
+            note = ("the runs ask for device cuda, but this machine has no GPU: measured on its CPU, so the times "
+                    "are this CPU's; on the GPU machine the same command measures the GPU")
     try:
         resolve_device(device)  # a missing GPU is said before anything is measured
     except ValueError as error:
@@ -409,7 +416,7 @@ def estimate_batch(path: str | Path, device: str | None = None, quick: bool = Fa
         "total_seconds": sum(run["seconds"] for run in runs),
         "unfinished_runs": len(unfinished), "unfinished_seconds": sum(run["seconds"] for run in unfinished),
         "total_seconds_unshared": sum(run["seconds_unshared"] for run in runs),
-        "load_average": measured.get("load_average"), "cpu_count": measured.get("cpu_count"),
+        "load_average": measured.get("load_average"), "cpu_count": measured.get("cpu_count"), "note": note,
         "cpu_share": min(shares) if shares else None,
         "excludes": "building the corrupted images, plots, diagnostics on training samples beyond the regime check "
                     "and the targets, the kernel start and data loading; assumes an empty model cache and runs "
@@ -462,6 +469,8 @@ def format_estimate(report: Mapping[str, Any]) -> str:
     lines.append(f"batch: {duration(report['total_seconds'])} for all {len(report['runs'])} runs one after another; "
                  f"{duration(report['unfinished_seconds'])} for the {report['unfinished_runs']} unfinished "
                  f"(python -m calibkd.runs status {report['batch']})")
+    if report.get("note"):
+        lines.append(f"note: {report['note']}")
     share = report.get("cpu_share")
     if share is not None and share < SHARED_BELOW:
         per_run = [run["seconds_unshared"] for run in report["runs"]]
