@@ -129,3 +129,18 @@ def test_the_readme_table_of_published_numbers_is_the_config():
         assert cells == [f"`{name}`", f"{pair.teacher} -> {pair.student}", f"{pair.teacher_top1:.2f}",
                          f"{pair.student_top1:.2f}", f"{pair.kd_top1:.2f}", f"{pair.dkd_top1:.2f}",
                          f"{pair.dkd_beta:g}"]
+
+
+def test_the_long_tail_regime_is_cifar100_lt():
+    """CIFAR-100-LT with imbalance ratio 100 (Cao et al. 2019): from 500 images
+    per class, 500 down to 5, 10,847 in all (the published size)."""
+    from calibkd.data.splits import Split
+    from calibkd.data.subsets import long_tail_counts, long_tail_subset
+
+    counts = long_tail_counts(500, 100, LONG_TAIL_IMBALANCE)
+    assert (counts[0], counts[-1], sum(counts)) == (500, 5, 10_847)
+    labels = torch.arange(100).repeat_interleave(450)  # the 45,000 training images the profile keeps
+    split = Split(torch.zeros(len(labels), 1, 1, 1), labels)
+    tail = long_tail_subset(split, 100, LONG_TAIL_IMBALANCE, seed=0)
+    sizes = sorted(tail.counts.values(), reverse=True)
+    assert (sizes[0], sizes[-1]) == (450, 4) and len(tail.split) == sum(long_tail_counts(450, 100, 100.0))

@@ -103,3 +103,12 @@ def test_class_group_scores_match_a_direct_computation(tiny_splits):
     after = scaled[scaled.after_ts & (scaled.group == "few") & (scaled.metric == "ece")].value.item()
     probs_t = metrics.softmax(predict_logits(model, tiny_splits.test.images), 1.7)
     assert after == pytest.approx(metrics.ece(probs_t[mask], labels[mask]))
+
+
+def test_a_split_missing_a_class_has_no_long_tail():
+    from calibkd.data.splits import Split
+    from calibkd.data.subsets import long_tail_subset
+
+    split = Split(torch.zeros(6, 1, 1, 1), torch.tensor([0, 0, 1, 1, 2, 2]))
+    with pytest.raises(ConfigError, match="1 of 4 classes have no example"):
+        long_tail_subset(split, 4, 100.0)

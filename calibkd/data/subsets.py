@@ -10,6 +10,7 @@ import torch
 
 from calibkd.config import TrainConfig
 from calibkd.data.splits import DataSplits, Split
+from calibkd.errors import ConfigError
 
 
 def long_tail_counts(max_count: int, num_classes: int, imbalance_ratio: float) -> list[int]:
@@ -47,6 +48,10 @@ def long_tail_subset(split: Split, num_classes: int, imbalance_ratio: float, see
     labels = split.labels.cpu()
     per_class = torch.bincount(labels, minlength=num_classes)
     max_count = int(per_class.min())
+    if max_count < 1:
+        missing = torch.nonzero(per_class == 0).flatten().tolist()
+        raise ConfigError(f"a long tail needs every class in the training split, but {len(missing)} of "
+                          f"{num_classes} classes have no example (e.g. class {missing[0]}); use a larger split")
     counts_by_rank = long_tail_counts(max_count, num_classes, imbalance_ratio)
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(num_classes, generator=generator).tolist()
