@@ -130,8 +130,13 @@ def measure(shape: Shape, device: torch.device, quick: bool = False) -> dict[str
         "train_steps_timed": train_steps, "infer_blocks_timed": infer_steps, "peak_memory_mb": peak,
         # on CPU: the share of its threads' time the measurement got (low when other jobs share the cores)
         "cpu_share": None if device.type == "cuda" else min(1.0, (train_cpu + infer_cpu) / (
-            (train_seconds + infer_seconds) * torch.get_num_threads())),
+            (train_seconds + infer_seconds) * min(torch.get_num_threads(), _cores()))),
     }
+
+
+def _cores() -> int:
+    """The cores this process may run on (more threads than that cannot use more)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def device_name(device: torch.device) -> str:
