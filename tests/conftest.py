@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from calibkd.config import SplitConfig
+from calibkd.config import SplitConfig, dataset_info
+from calibkd.config.datasets import CIFAR100_CLASSES
 from calibkd.data.splits import make_splits
 
 
@@ -62,9 +63,14 @@ def write_cifar(root: Path, name: str, n_train: int = 100, n_test: int = 40) -> 
         (folder / "batches.meta").write_bytes(pickle.dumps(meta))
     else:
         batches = {"train": np.arange(n_train)}
-        (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": [b"x"] * 100}))
+        names = [n.encode() for n in CIFAR100_CLASSES]
+        (folder / "meta").write_bytes(pickle.dumps({b"fine_label_names": names,
+                                                    b"coarse_label_names": [b"s"] * 20}))
+    coarse = {fine: c for c, group in enumerate(dataset_info("cifar100").class_groups) for fine in group}
     for file, idx in batches.items():
         entry = {b"data": train_x[idx].reshape(len(idx), -1), label_key: train_y[idx].astype(int).tolist()}
+        if name == "cifar100":
+            entry[b"coarse_labels"] = [coarse[int(y)] for y in train_y[idx]]
         (folder / file).write_bytes(pickle.dumps(entry))
     test = {b"data": test_x.reshape(n_test, -1), label_key: test_y.astype(int).tolist()}
     (folder / "test_batch" if name == "cifar10" else folder / "test").write_bytes(pickle.dumps(test))

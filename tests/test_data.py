@@ -170,3 +170,29 @@ def test_augmented_copy_matches_batched_calls():
     whole = augmented_copy(images, 2, True, seed=5, batch_size=100)
     assert torch.equal(whole, augmented_copy(images, 2, True, seed=5, batch_size=100))
     assert whole.shape == images.shape
+
+
+def test_cifar100_class_names_and_superclasses_are_the_files_own(tmp_path):
+    """calibkd's CIFAR-100 names and superclasses are checked against the
+    files: a meta file with other names, or coarse labels grouping the
+    classes otherwise, is refused."""
+    import pickle as pk
+
+    from calibkd.config import dataset_info
+    from calibkd.data.splits import DataFormatError
+
+    root = write_cifar(tmp_path / "cifar", "cifar100", n_train=300, n_test=40)
+    assert load_raw("cifar100", root).train_labels.shape == (300,)
+    groups = dataset_info("cifar100").class_groups
+    assert len(groups) == 20 and sorted(c for g in groups for c in g) == list(range(100))
+    folder = root / "cifar-100-python"
+    train = pk.loads((folder / "train").read_bytes())
+    train[b"coarse_labels"] = [(c + (f == 0)) % 20 for c, f in zip(train[b"coarse_labels"], train[b"fine_labels"])]
+    (folder / "train").write_bytes(pk.dumps(train))
+    with pytest.raises(DataFormatError, match="coarse labels group the classes differently"):
+        load_raw("cifar100", root)
+    meta = pk.loads((folder / "meta").read_bytes())
+    meta[b"fine_label_names"] = meta[b"fine_label_names"][::-1]
+    (folder / "meta").write_bytes(pk.dumps(meta))
+    with pytest.raises(DataFormatError, match="fine label names differ"):
+        load_raw("cifar100", root)

@@ -36,6 +36,33 @@ CIFAR10_CLASSES = (
     "dog", "frog", "horse", "ship", "truck",
 )
 
+#: CIFAR-100's 20 superclasses and their five classes each (Krizhevsky 2009);
+#: the fine labels index the 100 class names in alphabetical order, as the
+#: dataset's ``meta`` file lists them.
+CIFAR100_SUPERCLASSES = {
+    "aquatic mammals": ("beaver", "dolphin", "otter", "seal", "whale"),
+    "fish": ("aquarium_fish", "flatfish", "ray", "shark", "trout"),
+    "flowers": ("orchid", "poppy", "rose", "sunflower", "tulip"),
+    "food containers": ("bottle", "bowl", "can", "cup", "plate"),
+    "fruit and vegetables": ("apple", "mushroom", "orange", "pear", "sweet_pepper"),
+    "household electrical devices": ("clock", "keyboard", "lamp", "telephone", "television"),
+    "household furniture": ("bed", "chair", "couch", "table", "wardrobe"),
+    "insects": ("bee", "beetle", "butterfly", "caterpillar", "cockroach"),
+    "large carnivores": ("bear", "leopard", "lion", "tiger", "wolf"),
+    "large man-made outdoor things": ("bridge", "castle", "house", "road", "skyscraper"),
+    "large natural outdoor scenes": ("cloud", "forest", "mountain", "plain", "sea"),
+    "large omnivores and herbivores": ("camel", "cattle", "chimpanzee", "elephant", "kangaroo"),
+    "medium-sized mammals": ("fox", "porcupine", "possum", "raccoon", "skunk"),
+    "non-insect invertebrates": ("crab", "lobster", "snail", "spider", "worm"),
+    "people": ("baby", "boy", "girl", "man", "woman"),
+    "reptiles": ("crocodile", "dinosaur", "lizard", "snake", "turtle"),
+    "small mammals": ("hamster", "mouse", "rabbit", "shrew", "squirrel"),
+    "trees": ("maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"),
+    "vehicles 1": ("bicycle", "bus", "motorcycle", "pickup_truck", "train"),
+    "vehicles 2": ("lawn_mower", "rocket", "streetcar", "tank", "tractor"),
+}
+CIFAR100_CLASSES = tuple(sorted(name for names in CIFAR100_SUPERCLASSES.values() for name in names))
+
 DATASETS: dict[str, DatasetInfo] = {
     "fashion_mnist": DatasetInfo(
         name="fashion_mnist", channels=1, image_size=28, num_classes=10,
@@ -53,9 +80,11 @@ DATASETS: dict[str, DatasetInfo] = {
     ),
     "cifar100": DatasetInfo(
         name="cifar100", channels=3, image_size=32, num_classes=100,
-        train_size=50_000, test_size=10_000,
-        class_names=tuple(f"class_{i}" for i in range(100)),
+        train_size=50_000, test_size=10_000, class_names=CIFAR100_CLASSES,
         crop_padding=4, horizontal_flip=True,
+        # the 20 superclasses
+        class_groups=tuple(tuple(CIFAR100_CLASSES.index(n) for n in names)
+                           for names in CIFAR100_SUPERCLASSES.values()),
     ),
     # Glyphs (calibkd.data.glyphs): 183 characters from held-out font lineages. Sizes
     # are those of the default generation on Debian 12 (train: training fonts,

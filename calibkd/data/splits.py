@@ -183,6 +183,28 @@ def _read_cifar_batches(folder: Path, names: list[str], label_key: bytes) -> tup
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _check_cifar100_classes(folder: Path) -> None:
+    """The class names and superclasses calibkd uses for CIFAR-100
+    (``config.datasets.CIFAR100_SUPERCLASSES``) must be the files' own: the
+    ``meta`` file's fine label names, and the train file's coarse labels,
+    which must group the fine labels exactly as the superclasses do."""
+    info = dataset_info("cifar100")
+    meta_file = folder / "meta"
+    if meta_file.is_file():
+        with open(meta_file, "rb") as handle:
+            names = pickle.load(handle, encoding="bytes").get(b"fine_label_names")
+        if names is not None and tuple(n.decode() for n in names) != info.class_names:
+            raise DataFormatError(f"{meta_file}: the fine label names differ from calibkd's CIFAR-100 classes")
+    with open(folder / "train", "rb") as handle:
+        entry = pickle.load(handle, encoding="bytes")
+    if b"coarse_labels" in entry:
+        fine, coarse = np.asarray(entry[b"fine_labels"]), np.asarray(entry[b"coarse_labels"])
+        groups = {frozenset(np.unique(fine[coarse == c]).tolist()) for c in np.unique(coarse)}
+        if groups != {frozenset(g) for g in info.class_groups}:
+            raise DataFormatError(f"{folder / 'train'}: the coarse labels group the classes differently "
+                                  "from calibkd's CIFAR-100 superclasses")
+
+
 def _cifar_folder_ok(root: Path, name: str) -> bool:
     folder = root / CIFAR_FOLDERS[name]
     train, test, _ = CIFAR_FILES[name]
@@ -195,6 +217,8 @@ def _read_cifar(root: Path, name: str) -> RawDataset:
     train_x, train_y = _read_cifar_batches(folder, train, label_key)
     test_x, test_y = _read_cifar_batches(folder, test, label_key)
     classes = dataset_info(name).num_classes
+    if name == "cifar100":
+        _check_cifar100_classes(folder)
     for split, labels, images in (("train", train_y, train_x), ("test", test_y, test_x)):
         if labels.shape != (images.shape[0],) or labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
             raise DataFormatError(f"{name} {split} labels in {folder} are not in 0..{classes - 1}")
