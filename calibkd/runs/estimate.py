@@ -70,8 +70,8 @@ from calibkd.config import (
 )
 from calibkd.errors import ConfigError
 from calibkd.runs import store as run_store
-from calibkd.runtime import resolve_device
 from calibkd.runs.batches import batch_root, load_batch
+from calibkd.runtime import resolve_device
 from calibkd.study.runner import NOTEBOOK_DIR
 
 #: The corruption suite's conditions when a profile does not reduce it: the 15
