@@ -97,7 +97,7 @@ def test_class_groups_are_named_for_their_dataset():
     fashion = findings.class_groups_text(dataset_info("fashion_mnist"))
     assert fashion == "the garment groups (T-shirt/top, Pullover, Coat, Shirt; Sandal, Sneaker, Ankle boot)"
     assert findings.class_groups_text(GLYPHS) == "the 29 homoglyph groups"  # groups of one class do not count
-    assert findings.class_groups_text(dataset_info("cifar100")) is None
+    assert findings.class_groups_text(dataset_info("cifar100")) == "the 20 superclasses"
 
 
 def check_row(kind: str, temperature: float = 2.4) -> dict:

@@ -45,7 +45,8 @@ MINUS = "\u2212"
 NAMES = {"ce": "the CE student", "kd": "KD", "kd_ts": "KD-TS", "cud": "CUD", "cudp": "CUD-P"}
 #: What a dataset's known class groups are called (``DatasetInfo.class_groups``).
 GROUP_NAMES = {"fashion_mnist": "garment groups", "cifar10": "vehicle and animal groups",
-               "glyphs": "homoglyph groups", "glyphs_natural": "homoglyph groups", "mixture": "superclasses"}
+               "cifar100": "superclasses", "glyphs": "homoglyph groups", "glyphs_natural": "homoglyph groups",
+               "mixture": "superclasses"}
 #: The regime whose claims need its check to give this class (as ``calibkd.runs.claims.REGIME_REQUIREMENTS``).
 REQUIRED_CLASS = {"overconfident": "overconfident"}
 
