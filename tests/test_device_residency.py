@@ -115,7 +115,7 @@ def test_the_counter_sees_a_host_read(tiny_splits, reads):
 
     def reading_loss(logits, targets):
         loss = ce(logits, targets)
-        float(loss)
+        float(loss.detach())
         return loss
 
     loop.train_model(build_model("small_cnn", 1, 10, width=4), tiny_splits, CONFIG, reading_loss, progress=False)
