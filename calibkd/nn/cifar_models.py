@@ -44,6 +44,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from calibkd.nn.blocks import BasicBlock
+
 
 def _init_like_toolboxes(model: nn.Module, linear_bias_zero: bool = True,
                          linear_std: float | None = None) -> None:
@@ -70,34 +72,6 @@ def _pooled(features: torch.Tensor) -> torch.Tensor:
     return torch.flatten(F.adaptive_avg_pool2d(features, 1), 1)
 
 
-class ResidualBlock(nn.Module):
-    """He et al.'s basic block: conv3x3-BN-ReLU-conv3x3-BN plus the shortcut
-    (identity, or 1x1 conv + BN where the shape changes), ReLU after the sum.
-
-    The same block as ``calibkd.nn.models.BasicBlock``, written again here
-    because ``models`` imports this module to register the architectures
-    (``tests/test_layout.py`` forbids an import circle).
-    """
-
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(out_channels)
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                nn.BatchNorm2d(out_channels),
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
-
-
 class CifarResNet(nn.Module):
     """He et al.'s CIFAR ResNet: 3x3 stem of ``widths[0]`` channels, three
     stages of ``(depth - 2) / 6`` basic blocks with ``widths[1:]`` channels
@@ -118,7 +92,7 @@ class CifarResNet(nn.Module):
         channels = widths[0]
         for stage, stage_width in enumerate(widths[1:]):
             for block in range(blocks):
-                layers.append(ResidualBlock(channels, stage_width, 2 if stage > 0 and block == 0 else 1))
+                layers.append(BasicBlock(channels, stage_width, 2 if stage > 0 and block == 0 else 1))
                 channels = stage_width
         self.stages = nn.Sequential(*layers)
         self.head = nn.Linear(channels, num_classes)

@@ -48,6 +48,7 @@ MODEL_CODE = (
     "calibkd/config/datasets.py",           # dataset facts, glyph settings
     "calibkd/config/charsets.py",           # the glyph classes
     "calibkd/data/*.py",                    # loading, splitting, subsets, augmentation, generated data
+    "calibkd/nn/blocks.py",
     "calibkd/nn/models.py",
     "calibkd/nn/cifar_models.py",           # the CIFAR-100 benchmark's architectures
     "calibkd/nn/inference.py",
