@@ -264,6 +264,16 @@ def test_the_local_cluster_is_sized_to_the_cores_or_the_gpus(tmp_path, stand_in,
     assert local_workers(gpu) == (2, 2) and local_workers(gpu, 1) == (1, 2)
 
 
+def test_a_sequential_cuda_batch_without_a_gpu_stops_before_any_run(tmp_path, stand_in, monkeypatch):
+    import torch
+
+    root = write_batch(tmp_path / "gpu", simple(device="cuda"))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    with pytest.raises(BatchError, match="no GPU visible"):
+        run_batch(root, sequential=True, notebook_dir=stand_in, progress=False)
+    assert not (root / "runs").exists() or not any((root / "runs").iterdir())
+
+
 def test_each_local_gpu_worker_pins_its_own_card(monkeypatch):
     from distributed import Client, LocalCluster
 

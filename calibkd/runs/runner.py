@@ -99,16 +99,23 @@ class BatchReport:
         return "\n".join(lines)
 
 
+def local_gpus(runs: Sequence[RunSpec]) -> int:
+    """The GPUs this machine offers runs that ask for CUDA: a clear error,
+    before any run starts, when it has none."""
+    import torch
+
+    gpus = torch.cuda.device_count()
+    if gpus == 0:
+        raise BatchError("runs ask for device='cuda' but this machine has no GPU visible to torch; "
+                         "use device 'auto' or 'cpu', or --scheduler with GPU workers")
+    return gpus
+
+
 def local_workers(runs: Sequence[RunSpec], requested: int | None = None) -> tuple[int, int]:
     """(workers, GPUs) of the embedded cluster: one worker per GPU when runs
     ask for CUDA; otherwise as many as the cores allow at the runs' ``num_threads``."""
     if any(run.needs_gpu for run in runs):
-        import torch
-
-        gpus = torch.cuda.device_count()
-        if gpus == 0:
-            raise BatchError("runs ask for device='cuda' but this machine has no GPU visible to torch; "
-                             "use device 'auto' or 'cpu', or --scheduler with GPU workers")
+        gpus = local_gpus(runs)
         return min(requested or gpus, gpus), gpus
     if requested is not None:
         if requested < 1:
@@ -272,6 +279,8 @@ def run_batch(path: str | Path, retry: bool = False, scheduler: str | None = Non
         if sequential:
             if scheduler or workers is not None:
                 raise BatchError("--sequential runs without Dask: drop --scheduler / --workers")
+            if any(run.needs_gpu for run in todo):
+                local_gpus(todo)
             outcomes = _run_sequential(todo, batch, task_args)
         else:
             scratch = None if scheduler else stack.enter_context(run_store.dask_scratch(batch.root))
