@@ -23,6 +23,17 @@ from calibkd.errors import ConfigError
 #: set has this many times the examples of the smallest (CIFAR-10-LT's
 #: standard 100; Cao et al. 2019).
 LONG_TAIL_IMBALANCE = 100.0
+def long_tail_counts(max_count: int, num_classes: int, imbalance_ratio: float) -> list[int]:
+    """Exponentially decaying class sizes, max_count * ratio^(-i / (K - 1)), as in
+    CIFAR-LT (Cao et al. 2019): the largest class has ``imbalance_ratio`` times
+    the examples of the smallest."""
+    if isinstance(imbalance_ratio, bool) or not imbalance_ratio >= 1:
+        raise ValueError(f"imbalance_ratio={imbalance_ratio!r} must be at least 1")
+    if num_classes < 2:
+        raise ValueError("a long tail needs at least 2 classes")
+    return [int(max_count * imbalance_ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
+
+
 #: The teacher regimes every profile has: the CE recipe (``default``), one that
 #: memorises a subset (``overconfident``, brief section 3b), and the default
 #: recipe on a long-tailed training set (``long_tail``).

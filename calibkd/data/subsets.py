@@ -9,19 +9,9 @@ from dataclasses import dataclass
 import torch
 
 from calibkd.config import TrainConfig
+from calibkd.config.design import long_tail_counts  # noqa: F401  (the class sizes; re-exported)
 from calibkd.data.splits import DataSplits, Split
 from calibkd.errors import ConfigError
-
-
-def long_tail_counts(max_count: int, num_classes: int, imbalance_ratio: float) -> list[int]:
-    """Exponentially decaying class sizes, max_count * ratio^(-i / (K - 1)), as in
-    CIFAR-LT (Cao et al. 2019): the largest class has ``imbalance_ratio`` times
-    the examples of the smallest."""
-    if isinstance(imbalance_ratio, bool) or not imbalance_ratio >= 1:
-        raise ValueError(f"imbalance_ratio={imbalance_ratio!r} must be at least 1")
-    if num_classes < 2:
-        raise ValueError("a long tail needs at least 2 classes")
-    return [int(max_count * imbalance_ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
 
 
 @dataclass

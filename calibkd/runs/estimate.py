@@ -68,6 +68,7 @@ from calibkd.config import (
     dataset_info,
     get_profile,
 )
+from calibkd.config.design import long_tail_counts
 from calibkd.errors import ConfigError
 from calibkd.runs import store as run_store
 from calibkd.runs.batches import batch_root, load_batch
@@ -132,7 +133,7 @@ class _Planner:
         n = self.train_n if recipe.train.subset is None else min(recipe.train.subset, self.train_n)
         if recipe.train.long_tail is not None:
             classes = dataset_info(self.dataset).num_classes
-            n = sum(_long_tail_counts(n // classes, classes, recipe.train.long_tail))
+            n = sum(long_tail_counts(n // classes, classes, recipe.train.long_tail))
         return n
 
     def model(self, kind: str, recipe: Recipe, examples: int | None = None, key: str | None = None) -> bool:
@@ -156,11 +157,6 @@ class _Planner:
                 return
             self.seen.add(key)
         self.items.append(Work(kind, label, _shape(recipe, self.dataset), infer_images=images, models=0))
-
-
-def _long_tail_counts(max_count: int, num_classes: int, ratio: float) -> list[int]:
-    """CIFAR-LT's class sizes (``calibkd.data.subsets.long_tail_counts``, which the batch machinery may not import)."""
-    return [int(max_count * ratio ** (-i / (num_classes - 1))) for i in range(num_classes)]
 
 
 # ---------------------------------------------------------------------------
