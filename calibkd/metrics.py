@@ -54,10 +54,13 @@ def _check(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, tor
 # ---------------------------------------------------------------------------
 
 
+def _accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((probs.argmax(1) == labels).double().mean())
+
+
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Top-1 accuracy."""
-    probs, labels = _check(probs, labels)
-    return float((probs.argmax(1) == labels).double().mean())
+    return _accuracy(*_check(probs, labels))
 
 
 def topk_accuracy(probs: torch.Tensor, labels: torch.Tensor, k: int) -> float:
@@ -69,17 +72,23 @@ def topk_accuracy(probs: torch.Tensor, labels: torch.Tensor, k: int) -> float:
     return float((top == labels[:, None]).any(1).double().mean())
 
 
+def _nll(probs: torch.Tensor, labels: torch.Tensor, eps: float = 1e-12) -> float:
+    return float(-probs.gather(1, labels[:, None]).clamp_min(eps).log().mean())
+
+
 def nll(probs: torch.Tensor, labels: torch.Tensor, eps: float = 1e-12) -> float:
     """Mean negative log-likelihood of the labels (natural log)."""
-    probs, labels = _check(probs, labels)
-    return float(-probs.gather(1, labels[:, None]).clamp_min(eps).log().mean())
+    return _nll(*_check(probs, labels), eps)
+
+
+def _brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
+    onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).double()
+    return float(((probs - onehot) ** 2).sum(1).mean())
 
 
 def brier(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Multi-class Brier score: mean squared distance to the one-hot label, in [0, 2]."""
-    probs, labels = _check(probs, labels)
-    onehot = torch.nn.functional.one_hot(labels, probs.shape[1]).double()
-    return float(((probs - onehot) ** 2).sum(1).mean())
+    return _brier(*_check(probs, labels))
 
 
 # ---------------------------------------------------------------------------
@@ -99,6 +108,24 @@ def _equal_mass_bin(confidence: torch.Tensor, n_bins: int) -> torch.Tensor:
     return bins
 
 
+def _bin_sums(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, scheme: str
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per top-label confidence bin: count, sum of confidences, sum of hits,
+    and each example's bin and confidence (``probs`` and ``labels`` checked)."""
+    confidence, predicted = probs.max(1)
+    correct = (predicted == labels).double()
+    if scheme == "width":
+        bins = _equal_width_bin(confidence, n_bins)
+    elif scheme == "mass":
+        bins = _equal_mass_bin(confidence, n_bins)
+    else:
+        raise ValueError(f"unknown binning scheme {scheme!r}; allowed: ['width', 'mass']")
+    count = torch.bincount(bins, minlength=n_bins).double()
+    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
+    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
+    return count, conf_sum, acc_sum, bins, confidence
+
+
 def reliability_table(
     probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS, scheme: str = "width"
 ) -> pd.DataFrame:
@@ -108,29 +135,20 @@ def reliability_table(
     (equal-count bins). Empty bins are kept with count 0 and NaN means.
     """
     probs, labels = _check(probs, labels)
-    confidence, predicted = probs.max(1)
-    correct = (predicted == labels).double()
+    count, conf_sum, acc_sum, bins, confidence = _bin_sums(probs, labels, n_bins, scheme)
     if scheme == "width":
-        bins = _equal_width_bin(confidence, n_bins)
         lower = np.arange(n_bins) / n_bins
         upper = (np.arange(n_bins) + 1) / n_bins
-    elif scheme == "mass":
-        bins = _equal_mass_bin(confidence, n_bins)
+    else:
         lower = np.full(n_bins, np.nan)
         upper = np.full(n_bins, np.nan)
-    else:
-        raise ValueError(f"unknown binning scheme {scheme!r}; allowed: ['width', 'mass']")
-    count = torch.bincount(bins, minlength=n_bins).double()
-    conf_sum = torch.bincount(bins, weights=confidence, minlength=n_bins)
-    acc_sum = torch.bincount(bins, weights=correct, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_conf = (conf_sum / count).numpy()
-        mean_acc = (acc_sum / count).numpy()
-    if scheme == "mass":
         for b in range(n_bins):
             members = confidence[bins == b]
             if len(members):
                 lower[b], upper[b] = float(members.min()), float(members.max())
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = (conf_sum / count).numpy()
+        mean_acc = (acc_sum / count).numpy()
     return pd.DataFrame({
         "bin": np.arange(n_bins), "lower": lower, "upper": upper,
         "count": count.numpy().astype(int), "confidence": mean_conf,
@@ -138,40 +156,50 @@ def reliability_table(
     })
 
 
-def _weighted_gap(table: pd.DataFrame) -> float:
-    filled = table[table["count"] > 0]
-    return float((filled["gap"].abs() * filled["count"]).sum() / filled["count"].sum())
+def _filled_gaps(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, scheme: str
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Count and |mean confidence - accuracy| of the non-empty bins (tensors:
+    ``evaluate`` calls this hundreds of times per chapter, a table would cost more than the sums)."""
+    count, conf_sum, acc_sum, _, _ = _bin_sums(probs, labels, n_bins, scheme)
+    filled = count > 0
+    count = count[filled]
+    return count, (conf_sum[filled] / count - acc_sum[filled] / count).abs()
+
+
+def _weighted_gap(probs: torch.Tensor, labels: torch.Tensor, n_bins: int, scheme: str) -> float:
+    count, gap = _filled_gaps(probs, labels, n_bins, scheme)
+    return float((gap * count).sum() / count.sum())
 
 
 def ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
     """Expected calibration error, top label, equal-width bins, L1."""
-    return _weighted_gap(reliability_table(probs, labels, n_bins, "width"))
+    return _weighted_gap(*_check(probs, labels), n_bins, "width")
 
 
 def adaptive_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
     """Expected calibration error with equal-mass (adaptive) bins."""
-    return _weighted_gap(reliability_table(probs, labels, n_bins, "mass"))
+    return _weighted_gap(*_check(probs, labels), n_bins, "mass")
 
 
 def mce(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
     """Maximum calibration error over the non-empty equal-width bins."""
-    table = reliability_table(probs, labels, n_bins, "width")
-    return float(table.loc[table["count"] > 0, "gap"].abs().max())
+    return float(_filled_gaps(*_check(probs, labels), n_bins, "width")[1].max())
+
+
+def _classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int) -> float:
+    n, k = probs.shape
+    # every (class, bin) pair is one slot of a single bincount: K classes at once
+    slots = (_equal_width_bin(probs, n_bins) + n_bins * torch.arange(k)).flatten()
+    hits = torch.nn.functional.one_hot(labels, k).double().flatten()
+    gap = (torch.bincount(slots, weights=probs.flatten(), minlength=k * n_bins)
+           - torch.bincount(slots, weights=hits, minlength=k * n_bins))
+    return float(gap.view(k, n_bins).abs().sum(1).div(n).sum() / k)
 
 
 def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> float:
     """Classwise ECE: for each class k, bin p_k over all examples and compare it
     with the frequency of label k in the bin; averaged over classes."""
-    probs, labels = _check(probs, labels)
-    n, k = probs.shape
-    total = 0.0
-    for c in range(k):
-        p = probs[:, c]
-        hit = (labels == c).double()
-        bins = _equal_width_bin(p, n_bins)
-        gap = torch.bincount(bins, weights=p, minlength=n_bins) - torch.bincount(bins, weights=hit, minlength=n_bins)
-        total += float(gap.abs().sum() / n)
-    return total / k
+    return _classwise_ece(*_check(probs, labels), n_bins)
 
 
 # ---------------------------------------------------------------------------
@@ -182,17 +210,22 @@ def classwise_ece(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAU
 def risk_coverage(probs: torch.Tensor, labels: torch.Tensor) -> pd.DataFrame:
     """Selective risk (error rate among kept examples) when keeping the most
     confident examples first, at every coverage 1/N, 2/N, ..., 1."""
-    probs, labels = _check(probs, labels)
+    risks = _risks(*_check(probs, labels))
+    coverage = torch.arange(1, len(risks) + 1, dtype=torch.float64) / len(risks)
+    return pd.DataFrame({"coverage": coverage.numpy(), "risk": risks.numpy()})
+
+
+def _risks(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Selective risk at every coverage 1/N, ..., 1 (``probs``, ``labels`` checked)."""
     confidence, predicted = probs.max(1)
     order = torch.argsort(confidence, descending=True, stable=True)
     errors = (predicted[order] != labels[order]).double().cumsum(0)
-    kept = torch.arange(1, len(order) + 1, dtype=torch.float64)
-    return pd.DataFrame({"coverage": (kept / len(order)).numpy(), "risk": (errors / kept).numpy()})
+    return errors / torch.arange(1, len(order) + 1, dtype=torch.float64)
 
 
 def aurc(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """Area under the risk-coverage curve (Geifman et al. 2019): lower is better."""
-    return float(risk_coverage(probs, labels)["risk"].mean())
+    return float(_risks(*_check(probs, labels)).mean())
 
 
 def accuracy_at_coverage(probs: torch.Tensor, labels: torch.Tensor, coverage: float) -> float:
@@ -382,17 +415,19 @@ def fidelity(probs: torch.Tensor, labels: torch.Tensor, true_probs: torch.Tensor
 
 
 def evaluate(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = DEFAULT_BINS) -> dict[str, float]:
-    """Every scalar metric of brief section 5 for one set of predictions."""
+    """Every scalar metric of brief section 5 for one set of predictions
+    (checked once, then each metric on the checked tensors)."""
     probs, labels = _check(probs, labels)
+    width_count, width_gap = _filled_gaps(probs, labels, n_bins, "width")
     result = {
-        "accuracy": accuracy(probs, labels),
-        "nll": nll(probs, labels),
-        "brier": brier(probs, labels),
-        "ece": ece(probs, labels, n_bins),
-        "adaptive_ece": adaptive_ece(probs, labels, n_bins),
-        "classwise_ece": classwise_ece(probs, labels, n_bins),
-        "mce": mce(probs, labels, n_bins),
-        "aurc": aurc(probs, labels),
+        "accuracy": _accuracy(probs, labels),
+        "nll": _nll(probs, labels),
+        "brier": _brier(probs, labels),
+        "ece": float((width_gap * width_count).sum() / width_count.sum()),
+        "adaptive_ece": _weighted_gap(probs, labels, n_bins, "mass"),
+        "classwise_ece": _classwise_ece(probs, labels, n_bins),
+        "mce": float(width_gap.max()),
+        "aurc": float(_risks(probs, labels).mean()),
         "mean_confidence": float(probs.max(1).values.mean()),
         "mean_entropy": float(entropy(probs).mean()),
         "effective_classes": float(effective_classes(probs).mean()),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import concurrent.futures
 import contextlib
 import copy
 import functools
@@ -36,6 +37,7 @@ from calibkd.config import NOTEBOOK_PARAMETERS, result_identity, validate_parame
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text, params_key
 from calibkd.paths import batches_dir, download_dir, home, source_checkout
+from calibkd.study.kernels import WarmKernel
 
 #: The chapters the study and batches execute: ``notebooks/`` of the source
 #: checkout (``paths.source_checkout``: the editable checkout, else the home
@@ -204,25 +206,38 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
     os.environ.update(kernel_directories())
     os.environ.update(kernel_runtime(staging / KERNEL_RUNTIME))
     tempfile.tempdir = os.environ["TMPDIR"]  # papermill's connection file, written from this process
+    # quiet: the kernel's own log (its warning about the local TCP transport, the
+    # interrupt jupyter_client sends before every shutdown) stays out
+    kernel_arguments = ["--HistoryManager.hist_file=:memory:"] + ([] if log_output else ["--IPKernelApp.log_level=CRITICAL"])
+    kernels: list[WarmKernel] = []
+    # what the run records of its code and machine, read while the first chapter runs
+    recording = concurrent.futures.ThreadPoolExecutor(1)
+    recorded = recording.submit(provenance)
     try:
+        kernels.append(WarmKernel(NOTEBOOK_DIR, kernel_arguments))
         for number, name in enumerate(notebooks, 1):
+            if number < len(notebooks):  # the next chapter's kernel starts and imports while this one runs
+                kernels.append(WarmKernel(NOTEBOOK_DIR, kernel_arguments))
             params = dict(resolved[name], output_dir=str(staging.resolve()))
             print(f"[{number}/{len(notebooks)}] {name} ...", end="\n" if log_output else " ", flush=True)
             start = time.perf_counter()
             executed = staging / f"{name}.ipynb"
             try:
                 papermill.execute_notebook(
-                    str(notebook_path(name)), str(executed), parameters=params,
+                    str(notebook_path(name)), str(executed), parameters=params, km=kernels[number - 1].ready(),
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
-                    # quiet: the kernel's own warnings (e.g. ipykernel's about its local TCP transport) stay out
-                    extra_arguments=[] if log_output else ["--IPKernelApp.log_level=ERROR"],
                 )
             except papermill.PapermillExecutionError as error:
                 print("failed", flush=True)
                 raise NotebookFailed(name, error, executed) from None
+            finally:
+                kernels[number - 1].shutdown()
             timings[name] = round(time.perf_counter() - start, 1)
             print(f"{'  ' + name + ' ' if log_output else ''}done in {timings[name]:.0f} s", flush=True)
     finally:
+        for kernel in kernels:
+            kernel.shutdown()
+        recording.shutdown()
         os.environ.clear()
         os.environ.update(old_env)
         tempfile.tempdir = old_tempdir
@@ -232,7 +247,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
         merged = pd.concat([pd.read_csv(t) for t in tables], ignore_index=True)
         atomic_write_text(staging / "metrics.csv", merged.to_csv(index=False))
     record = {"run_id": run_id, "notebooks": list(notebooks), "seconds": timings,
-              "total_seconds": round(sum(timings.values()), 1), **provenance()}
+              "total_seconds": round(sum(timings.values()), 1), **recorded.result()}
     atomic_write_text(staging / "provenance.json", json.dumps(record, indent=1))
     if final.exists():
         shutil.rmtree(final)
