@@ -168,16 +168,16 @@ def _readme_verdict_rows() -> list[list[str]]:
 
 
 def test_the_readme_verdict_table_is_what_the_committed_batches_give():
-    """The verdict table between the README's markers is exactly what
-    ``python -m calibkd.runs readme-table`` computes from the committed
+    """The verdict table between the README's markers (and the table of what
+    changed since the first verdicts, where the README has it) is exactly
+    what ``python -m calibkd.runs readme-table`` computes from the committed
     batches (chapter 05's claims, regime-check gate included): after a
     re-run of the batches, run that command."""
-    from calibkd.runs import claims
+    from calibkd.runs import readme
 
-    found, _ = claims.study_verdicts(ROOT / "papermill_runs")
     text = README.read_text(encoding="utf-8")
-    assert claims.replace_readme_table(text, claims.readme_table(found)) == text, \
-        "the README's verdict table is out of date: run `python -m calibkd.runs readme-table`"
+    assert readme.readme_with_verdicts(text, ROOT / "papermill_runs", ROOT)[0] == text, \
+        "the README's verdict tables are out of date: run `python -m calibkd.runs readme-table`"
 
 
 def test_the_readme_findings_are_those_chapter_05_shows():

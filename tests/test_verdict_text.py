@@ -1,5 +1,6 @@
 """Verdicts in words (calibkd.runs.claims): the comparison a verdict rests on,
-its sentence, the README's verdict table and the command that writes it."""
+its sentence; the README's verdict table and the command that writes it
+(calibkd.runs.readme)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pandas as pd
 import pytest
 
 from calibkd.errors import ConfigError
-from calibkd.runs import claims
+from calibkd.runs import claims, readme as readme_tables
 
 M = "\u2212"
 
@@ -51,8 +52,8 @@ def test_verdict_sentences_name_the_intervals_a_reader_would_over_read():
 
 
 def test_compact_says_a_shared_reason_once():
-    assert claims._compact("fails for a (within noise), b (within noise)") == "fails for a, b (all within noise)"
-    assert claims._compact("holds for x; fails for a (within noise), b (the opposite beyond noise)") == \
+    assert readme_tables._compact("fails for a (within noise), b (within noise)") == "fails for a, b (all within noise)"
+    assert readme_tables._compact("holds for x; fails for a (within noise), b (the opposite beyond noise)") == \
         "holds for x; fails for a (within noise), b (the opposite beyond noise)"
 
 
@@ -62,7 +63,7 @@ def test_the_readme_table_merges_rows_that_differ_only_in_regime_or_claim():
          "key interval": "fewer than 2 seeds"} for c in ("C-shift (glyphs)", "C-cud (glyphs)") for r in ("default",)]
         + [{"claim": "C-cud", "regime": "default", "verdict": "not supported", "data": "fashion_mnist, 3 seeds",
             "detail": "fails for a (within noise), b (within noise)", "key interval": "cud − kd: ..."}])
-    table = claims.readme_table(verdicts).splitlines()
+    table = readme_tables.readme_table(verdicts).splitlines()
     assert table[0] == "| claim | regime, data | verdict | key interval |"
     assert table[2] == "| C-shift (glyphs); C-cud (glyphs) | default; glyphs, 1 seed | not tested | fewer than 2 seeds |"
     assert table[3] == ("| C-cud | default; fashion_mnist, 3 seeds | not supported: fails for a, b (all within noise) "
@@ -70,19 +71,19 @@ def test_the_readme_table_merges_rows_that_differ_only_in_regime_or_claim():
 
 
 def test_the_readme_block_is_replaced_between_its_markers_only():
-    text = f"intro\n{claims.README_START}\nold\n{claims.README_END}\nrest\n"
-    assert claims.replace_readme_table(text, "new") == f"intro\n{claims.README_START}\nnew\n{claims.README_END}\nrest\n"
+    text = f"intro\n{readme_tables.README_START}\nold\n{readme_tables.README_END}\nrest\n"
+    assert readme_tables.replace_readme_table(text, "new") == f"intro\n{readme_tables.README_START}\nnew\n{readme_tables.README_END}\nrest\n"
     with pytest.raises(ConfigError, match="no <!-- verdicts:start -->"):
-        claims.replace_readme_table("no markers", "new")
+        readme_tables.replace_readme_table("no markers", "new")
 
 
 def test_the_readme_command_writes_then_checks(tmp_path, capsys):
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n{claims.README_START}\n{claims.README_END}\n")
-    assert claims.readme_main(["--readme", str(readme), "--check"]) == 1
-    assert claims.readme_main(["--readme", str(readme)]) == 0
+    readme.write_text(f"# x\n{readme_tables.README_START}\n{readme_tables.README_END}\n")
+    assert readme_tables.readme_main(["--readme", str(readme), "--check"]) == 1
+    assert readme_tables.readme_main(["--readme", str(readme)]) == 0
     assert "| C-collapse | default;" in readme.read_text()
-    assert claims.readme_main(["--readme", str(readme), "--check"]) == 0
+    assert readme_tables.readme_main(["--readme", str(readme), "--check"]) == 0
     assert "up to date" in capsys.readouterr().out
     readme.write_text("no markers")
-    assert claims.readme_main(["--readme", str(readme)]) == 2
+    assert readme_tables.readme_main(["--readme", str(readme)]) == 2

@@ -1,11 +1,11 @@
 """``python -m calibkd.runs``: run, inspect and aggregate batches (``calibkd.runs.runner``);
 ``python -m calibkd.runs readme-table [--check]`` writes the README's verdict
-table from the committed batches (``calibkd.runs.claims.readme_main``)."""
+table from the committed batches (``calibkd.runs.readme.readme_main``)."""
 
 import sys
 
 if sys.argv[1:2] == ["readme-table"]:
-    from calibkd.runs.claims import readme_main
+    from calibkd.runs.readme import readme_main
 
     sys.exit(readme_main(sys.argv[2:]))
 

@@ -18,7 +18,6 @@ when every part is. Verdicts: ``VERDICTS``. The rule in full: docs/metrics.md.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -665,9 +664,6 @@ def cardinality_verdict(roots: Path | Sequence[Path], alpha: float = FAMILY_ALPH
 MAIN_BATCH, LONG_TAIL_BATCH = "reference-fmnist", "long-tail-fmnist"
 #: What a claim decided on the glyph batch is called (chapter 05 adds it to the claim's name).
 GLYPHS_SUFFIX = " (glyphs)"
-#: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
-README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
-README_COLUMNS = ["claim", "regime, data", "verdict", "key interval"]
 MINUS_SPACED = " \u2212 "
 
 
@@ -803,89 +799,3 @@ def study_verdicts(runs_root: Path, batch: str = MAIN_BATCH, long_tail_batch: st
                     else comparison_text(key, seeds=False))
     out["key interval"] = keys
     return out, evidence
-
-
-def _merged(rows: list[dict], by: str, joiner: str) -> list[dict]:
-    """Rows equal but for ``by`` as one row (``by`` values joined), in first-seen order."""
-    merged: dict[tuple, dict] = {}
-    for row in rows:
-        key = tuple(v for k, v in row.items() if k != by)
-        if key in merged:
-            merged[key][by] += joiner + row[by]
-        else:
-            merged[key] = dict(row)
-    return list(merged.values())
-
-
-def _compact(detail: str) -> str:
-    """A claim's detail with one shared reason said once: "fails for a
-    (within noise), b (within noise)" -> "fails for a, b (all within noise)"."""
-    def shorten(match: re.Match) -> str:
-        items = re.findall(r"\s*([^,;()]+?) \(([^()]*)\)", match.group(1))
-        if len(items) < 2 or len({why for _, why in items}) > 1:
-            return match.group(0)
-        return f"fails for {', '.join(name for name, _ in items)} (all {items[0][1]})"
-    return re.sub(r"fails for ((?:[^;()]+ \([^()]*\)(?:, )?)+)", shorten, detail)
-
-
-def readme_table(verdict_table: pd.DataFrame) -> str:
-    """The README's verdict table (Markdown) from ``study_verdicts``: claim,
-    regime and data, verdict (with the parts that hold or fail; "not tested"
-    has its reason in the last column), key interval. Rows that differ only
-    in regime, then only in claim, are one row."""
-    rows = [{"claim": row["claim"], "regime": row["regime"], "data": row["data"],
-             "verdict": row["verdict"] if row["verdict"] == "not tested"
-             else verdict_text(row["verdict"], _compact(row["detail"])),
-             "key": _compact(row["key interval"])} for _, row in verdict_table.iterrows()]
-    rows = _merged(_merged(rows, "regime", ", "), "claim", "; ")
-
-    def cell(text: object) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(README_COLUMNS) + " |", "|" + "---|" * len(README_COLUMNS)]
-    lines += [f"| {cell(r['claim'])} | {cell(r['regime'])}; {cell(r['data'])} | {cell(r['verdict'])} | {cell(r['key'])} |"
-              for r in rows]
-    return "\n".join(lines)
-
-
-def replace_readme_table(text: str, table: str) -> str:
-    """``text`` (the README) with the block between ``README_START`` and
-    ``README_END`` replaced by ``table``; a clear error without the markers."""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ConfigError(f"the README has no {README_START} ... {README_END} block for the verdict table")
-    return text[:start + len(README_START)] + "\n" + table + "\n" + text[end:]
-
-
-def readme_main(argv: Sequence[str] | None = None) -> int:
-    """``python -m calibkd.runs readme-table``: compute chapter 05's verdicts
-    from the committed batches (``study_verdicts``) and write them as the
-    README's verdict table, between its markers; ``--check`` writes nothing
-    and exits 1 when the README's table differs."""
-    import argparse
-    import sys
-
-    from calibkd.io import atomic_write_text
-    from calibkd.paths import batches_dir, home, source_checkout
-
-    parser = argparse.ArgumentParser(prog="python -m calibkd.runs readme-table", description=readme_main.__doc__)
-    parser.add_argument("--readme", type=Path, default=(source_checkout() or home()) / "README.md")
-    parser.add_argument("--runs-root", type=Path, default=batches_dir(),
-                        help="where the batches are (default: papermill_runs/ of the home, calibkd.paths)")
-    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the README's table differs")
-    args = parser.parse_args(argv)
-    try:
-        found, _ = study_verdicts(args.runs_root)
-        text = args.readme.read_text(encoding="utf-8")
-        new = replace_readme_table(text, readme_table(found))
-    except ConfigError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if args.check:
-        print(f"{args.readme}: the verdict table is {'up to date' if new == text else 'out of date'}")
-        return 0 if new == text else 1
-    if new != text:
-        atomic_write_text(args.readme, new)
-    print(f"{args.readme}: verdict table {'written' if new != text else 'already up to date'} "
-          f"({len(found)} verdicts)")
-    return 0
