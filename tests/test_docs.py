@@ -163,7 +163,8 @@ def test_make_commands_are_read_as_targets(snippet, targets):
 def _readme_verdict_rows() -> list[list[str]]:
     """The README's verdict table, one list of cells per row."""
     text = README.read_text(encoding="utf-8")
-    return [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in text.splitlines()
+    block = text[text.index("<!-- verdicts:start -->"):text.index("<!-- verdicts:end -->")]
+    return [[c.strip() for c in line.strip().strip("|").split(" | ")] for line in block.splitlines()
             if line.startswith("| C-")]
 
 
