@@ -28,8 +28,10 @@ WARM_IMPORTS = (
     "import torch, pandas, matplotlib.pyplot, seaborn\n"
     "import calibkd.metrics, calibkd.plots, calibkd.study.context, calibkd.study.report\n"
 )
-#: Seconds to wait for a started kernel to answer (as papermill's start timeout).
-START_TIMEOUT = 60
+#: Seconds to wait for a started kernel to answer: a kernel busy with its
+#: warm-up answers when the imports are done, which on a loaded machine can
+#: take longer than papermill's default minute.
+START_TIMEOUT = 300
 
 
 class _ClientKeepingManager(AsyncKernelManager):

@@ -37,7 +37,7 @@ from calibkd.config import NOTEBOOK_PARAMETERS, result_identity, validate_parame
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text, params_key
 from calibkd.paths import batches_dir, download_dir, home, source_checkout
-from calibkd.study.kernels import WarmKernel
+from calibkd.study.kernels import START_TIMEOUT, WarmKernel
 
 #: The chapters the study and batches execute: ``notebooks/`` of the source
 #: checkout (``paths.source_checkout``: the editable checkout, else the home
@@ -226,6 +226,7 @@ def run_study(notebooks: Sequence[str], overrides: dict[str, Any], output: Path 
                 papermill.execute_notebook(
                     str(notebook_path(name)), str(executed), parameters=params, km=kernels[number - 1].ready(),
                     kernel_name="python3", cwd=str(NOTEBOOK_DIR), progress_bar=False, log_output=log_output,
+                    start_timeout=START_TIMEOUT,  # the kernel answers once its warm-up imports are done
                 )
             except papermill.PapermillExecutionError as error:
                 print("failed", flush=True)
