@@ -23,6 +23,8 @@ from calibkd.errors import ConfigError
 #: set has this many times the examples of the smallest (CIFAR-10-LT's
 #: standard 100; Cao et al. 2019).
 LONG_TAIL_IMBALANCE = 100.0
+
+
 def long_tail_counts(max_count: int, num_classes: int, imbalance_ratio: float) -> list[int]:
     """Exponentially decaying class sizes, max_count * ratio^(-i / (K - 1)), as in
     CIFAR-LT (Cao et al. 2019): the largest class has ``imbalance_ratio`` times

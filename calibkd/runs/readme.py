@@ -14,7 +14,7 @@ import pandas as pd
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import study_verdicts, verdict_text
 from calibkd.runs import verdict_history
-from calibkd.runs.table_rows import merged_rows
+from calibkd.runs.table_rows import markdown_table, merged_rows
 
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
@@ -42,14 +42,8 @@ def readme_table(verdict_table: pd.DataFrame) -> str:
              else verdict_text(row["verdict"], _compact(row["detail"])),
              "key": _compact(row["key interval"])} for _, row in verdict_table.iterrows()]
     rows = merged_rows(merged_rows(rows, "regime", ", "), "claim", "; ")
-
-    def cell(text: object) -> str:
-        return str(text).replace("|", "\\|").replace("\n", " ")
-
-    lines = ["| " + " | ".join(README_COLUMNS) + " |", "|" + "---|" * len(README_COLUMNS)]
-    lines += [f"| {cell(r['claim'])} | {cell(r['regime'])}; {cell(r['data'])} | {cell(r['verdict'])} | {cell(r['key'])} |"
-              for r in rows]
-    return "\n".join(lines)
+    return markdown_table(README_COLUMNS, [[r["claim"], f"{r['regime']}; {r['data']}", r["verdict"], r["key"]]
+                                           for r in rows])
 
 
 def replace_readme_table(text: str, table: str) -> str:

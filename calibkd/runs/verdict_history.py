@@ -4,12 +4,12 @@
 Three readings of each claim, side by side:
 
 1. **first**: the verdicts first published (the README at commit
-   ``FIRST_COMMIT``, copied there from chapter 05's execution): the lenient
+   6c3dee0, copied there from chapter 05's execution): the lenient
    rule (one comparison excluding zero was enough), KD the only reference,
    the old overconfident regime, runs made at several commits;
 2. **strict rule, same runs**: the same committed runs read by the strict,
    pre-registered rule with the regime check (``claims.study_verdicts`` run
-   on the batches as they stood before the re-run, at ``BEFORE_RERUN_COMMIT``);
+   on the batches as they stood before the re-run, at commit f448e4f);
 3. **now**: ``claims.study_verdicts`` on the committed batches.
 
 The first two are records (``HISTORY_FILE``, written once: the runs they
@@ -27,15 +27,12 @@ from pathlib import Path
 import pandas as pd
 
 from calibkd.errors import ConfigError
-from calibkd.runs.table_rows import merged_rows
+from calibkd.runs.claims import VERDICTS
+from calibkd.runs.table_rows import markdown_table, merged_rows
 
 #: The record of readings 1 and 2, relative to the project root.
 HISTORY_FILE = Path("docs") / "verdict-history.csv"
 HISTORY_COLUMNS = ["claim", "regime", "first", "strict rule, same runs"]
-#: The README at this commit first published verdicts (lenient rule).
-FIRST_COMMIT = "6c3dee0"
-#: The batches of reading 2 are those committed at this commit (before issue 19's re-run).
-BEFORE_RERUN_COMMIT = "f448e4f"
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the table.
 CHANGES_START, CHANGES_END = "<!-- changes:start -->", "<!-- changes:end -->"
 NOT_REPORTED = "not reported"
@@ -44,7 +41,7 @@ NOT_REPORTED = "not reported"
 def verdict_word(text: str) -> str:
     """A verdict's word without its reasons: "not supported (within noise)" -> "not supported"."""
     text = str(text).strip()
-    for word in ("not supported", "not tested", "contradicted", "supported", "mixed"):
+    for word in (*VERDICTS, "mixed"):  # "mixed": the lenient rule's word for a claim with parts both ways
         if text.startswith(word):
             return word
     return text or NOT_REPORTED
@@ -103,9 +100,7 @@ def changes_table(frame: pd.DataFrame) -> str:
     regime, then but for the claim, merged, as in the verdict table)."""
     rows = merged_rows(merged_rows([dict(r) for _, r in frame.iterrows()], "regime", ", "), "claim", "; ")
     columns = ["claim", "regime", "first", "strict rule, same runs", "now", "moved by"]
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(str(r[c]).replace("|", "\\|") for c in columns) + " |" for r in rows]
-    return "\n".join(lines)
+    return markdown_table(columns, [[r[c] for c in columns] for r in rows])
 
 
 def replace_changes_table(text: str, table: str) -> str:

@@ -39,9 +39,13 @@ class _ClientKeepingManager(AsyncKernelManager):
     leaves its client's channels open when it does not own the kernel, and
     ``WarmKernel.shutdown`` closes them."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clients_made: list[Any] = []
+
     def client(self, **kwargs: Any) -> Any:
         made = super().client(**kwargs)
-        self.__dict__.setdefault("clients_made", []).append(made)
+        self.clients_made.append(made)
         return made
 
 
@@ -83,7 +87,8 @@ class WarmKernel:
     def shutdown(self) -> None:
         """Stop the kernel and close its clients' channels (nothing to do if it already stopped)."""
         self._thread.join()
-        for client in self.manager.__dict__.pop("clients_made", []):
+        while self.manager.clients_made:
+            client = self.manager.clients_made.pop()
             if client.channels_running:
                 client.stop_channels()
         if run_sync(self.manager.is_alive)():
