@@ -8,6 +8,7 @@ state; aggregate its results.
     python -m calibkd.runs status <batch>
     python -m calibkd.runs aggregate <batch> [--reference kd] [--allow-mixed-code] [--allow-dirty]
     python -m calibkd.runs estimate <batch> [--device auto] [--quick] [--json]   # expected wall time
+    python -m calibkd.runs compute <batch> [<batch> ...] [--write]   # what finished batches cost
 
 The batch is validated and its folder checked (``calibkd.runs.batches``) before
 anything starts; finished runs are skipped, so a rerun resumes a batch. Each
@@ -340,6 +341,19 @@ def _print_status(path: str, notebook_dir: Path) -> int:
     return 0 if counts["finished"] == len(rows) else 1
 
 
+def _print_compute(batches: Sequence[str], write: bool) -> int:
+    """Print (and with ``write`` store) the compute report of ``batches``."""
+    from calibkd.paths import cache_dir
+    from calibkd.runs.compute import batch_compute, compute_table, write_reports
+
+    roots = [batch_root(b) for b in batches]
+    reports = batch_compute(roots, cache_dir())
+    print(compute_table(reports))
+    for path in write_reports(reports, roots) if write else []:
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calibkd.runs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -374,6 +388,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                           help="device to measure on (default: the runs' own device parameter; auto: CUDA when present)")
     estimate.add_argument("--quick", action="store_true", help="fewer timed steps: a rougher throughput in seconds")
     estimate.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    compute = commands.add_parser("compute", help="what batches cost: their runs' last sittings and the training "
+                                  "seconds of the models they used, from the model cache (calibkd.runs.compute)")
+    compute.add_argument("batch", nargs="+", help="batches in the order they ran: a model counts with the first")
+    compute.add_argument("--write", action="store_true", help="also write each batch's compute.json")
     for sub in (run, status, estimate):
         sub.add_argument("--notebook-dir", type=Path, default=NOTEBOOK_DIR, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -404,6 +422,9 @@ def _command(args: argparse.Namespace) -> int:
         from calibkd.runs.estimate import estimate_main
 
         return estimate_main(args.batch, args.device, args.quick, args.json, args.notebook_dir)
+
+    if args.command == "compute":
+        return _print_compute(args.batch, args.write)
 
     reference = None if args.reference.lower() == "none" else args.reference
     written = write_results(batch_root(args.batch), reference, args.replicate, args.confidence,
