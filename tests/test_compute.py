@@ -80,8 +80,10 @@ def test_the_table_adds_up_and_names_the_uncounted_models(two_batches):
     cache, tuning, reference = two_batches
     table = compute_table(batch_compute([tuning, reference], cache))
     assert "| tuning | 1 | 16 min 40 s | 2 (2) | 11 min 00 s: 10 min 00 s + 1 min 00 s |" in table
-    assert "| all | 3 | 25 min 00 s | 5 | 13 min 30 s |" in table
+    assert "| all | 3 | 25 min 00 s | 5 | 13 min 30 s |" in table  # 5 models, 4 with a record
     assert "1 model(s) had no record in the cache" in table
+    reports = [r.as_dict() for r in batch_compute([tuning, reference], cache)]
+    assert compute_table(json.loads(json.dumps(reports))) == table  # rebuilt from compute.json alone
 
 
 def test_the_cli_prints_the_table_and_writes_each_report(two_batches, monkeypatch, capsys):

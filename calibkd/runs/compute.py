@@ -157,23 +157,22 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
 
 
-def compute_table(reports: Sequence[BatchCompute]) -> str:
-    """A Markdown table: one row per batch and a total row."""
+def compute_table(reports: Sequence[BatchCompute | dict[str, Any]]) -> str:
+    """A Markdown table: one row per batch and a total row. Takes reports or
+    their ``as_dict`` form, so the table can be rebuilt from committed
+    ``compute.json`` files without the model cache."""
+    dicts = [r.as_dict() if isinstance(r, BatchCompute) else r for r in reports]
     header = ("| batch | runs | runs' last sittings | models used (first used here) "
               "| their training: teachers + students |\n|---|---|---|---|---|")
-    rows = []
-    for r in reports:
-        d = r.as_dict()
-        rows.append(f"| {r.name} | {len(r.runs)} | {_duration(d['last_sitting_seconds'])} "
-                    f"| {d['models_used']} ({d['models_first_used_here']}) "
-                    f"| {_duration(d['train_seconds'])}: {_duration(d['teacher_train_seconds'])} + "
-                    f"{_duration(d['student_train_seconds'])} |")
-    total_runs = sum(len(r.runs) for r in reports)
-    total_sitting = sum(r.as_dict()["last_sitting_seconds"] for r in reports)
-    total_train = sum(r.train_seconds() for r in reports)
-    total_models = sum(len(r.first_used) for r in reports)
-    rows.append(f"| all | {total_runs} | {_duration(total_sitting)} | {total_models} | {_duration(total_train)} |")
-    missing = sorted({k for r in reports for k in r.missing})
+    rows = [f"| {d['batch']} | {len(d['runs'])} | {_duration(d['last_sitting_seconds'])} "
+            f"| {d['models_used']} ({d['models_first_used_here']}) "
+            f"| {_duration(d['train_seconds'])}: {_duration(d['teacher_train_seconds'])} + "
+            f"{_duration(d['student_train_seconds'])} |" for d in dicts]
+    rows.append(f"| all | {sum(len(d['runs']) for d in dicts)} "
+                f"| {_duration(sum(d['last_sitting_seconds'] for d in dicts))} "
+                f"| {sum(d['models_first_used_here'] for d in dicts)} "
+                f"| {_duration(sum(d['train_seconds'] for d in dicts))} |")
+    missing = sorted({k for d in dicts for k in d["models_without_record"]})
     note = f"\n\n{len(missing)} model(s) had no record in the cache and are not counted." if missing else ""
     return "\n".join([header, *rows]) + note
 
