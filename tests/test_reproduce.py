@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from calibkd.errors import ConfigError
-from calibkd.runs.reproduce import compare_tables, reproduction_parameters
+from calibkd.runs.reproduce import compare_runs, compare_tables, reproduction_parameters
 
 RUN = {"regimes": ["default", "overconfident"], "student_methods": ["ce", "kd", "kd_ts", "cud"],
        "central_methods": ["ce", "kd", "cud"], "sweep": {"m": [0.4]}, "seed": 0, "tuning": "tuning-fmnist"}
@@ -38,3 +38,27 @@ def test_tables_match_on_every_column_but_the_value_and_report_the_largest_diffe
     assert (report["matched"], report["missing"]) == (2, 1)
     assert report["max_abs_difference"] == pytest.approx(0.0025)
     assert report["largest"][0]["model"] == "cud"
+
+
+def test_a_regime_that_was_not_first_is_compared_across_the_shift_files(tmp_path):
+    """A run writes its first regime's shift rows to shift_04.csv and the
+    others' to shift_04_other_regimes.csv; reproducing the overconfident
+    regime alone puts its rows in shift_04.csv. Tables are matched by prefix."""
+    committed, again = tmp_path / "committed", tmp_path / "again"
+    committed.mkdir(), again.mkdir()
+    _table({("kd", "accuracy"): 0.9, ("cud", "accuracy"): 0.91}, "overconfident").to_csv(
+        committed / "metrics_04.csv", index=False)
+    _table({("kd", "ece"): 0.05}).to_csv(committed / "shift_04.csv", index=False)
+    _table({("kd", "ece"): 0.07, ("cud", "ece"): 0.06}, "overconfident").to_csv(
+        committed / "shift_04_other_regimes.csv", index=False)
+    _table({("kd", "accuracy"): 0.9, ("cud", "accuracy"): 0.91}, "overconfident").to_csv(
+        again / "metrics_04.csv", index=False)
+    _table({("kd", "ece"): 0.07, ("cud", "ece"): 0.06}, "overconfident").to_csv(again / "shift_04.csv", index=False)
+    tables = compare_runs(committed, again, RUN, ["ce", "kd", "cud"], "overconfident")
+    assert set(tables) == {"metrics_*.csv", "shift_*.csv"}
+    assert all((t["rows"], t["matched"], t["max_abs_difference"]) == (2, 2, 0.0) for t in tables.values())
+    (again / "shift_04.csv").unlink()  # the reproduction lost its shift table
+    assert compare_runs(committed, again, RUN, ["ce", "kd", "cud"], "overconfident")["shift_*.csv"] == \
+        {"missing_table": True}
+    # the default regime has no metrics rows in this run: that table is left out, not failed
+    assert set(compare_runs(committed, again, RUN, ["ce", "kd"], "default")) == {"shift_*.csv"}

@@ -116,15 +116,7 @@ def reproduce(batch: str | Path, seed: int, method: str, regime: str | None = No
     try:
         out = run_study([spec.notebook], parameters, output=work / "run")
         commit = json.loads((out / "provenance.json").read_text()).get("git_commit")  # run_study records it
-        tables = {}
-        for committed in sorted(p for p in folder.glob("*.csv") if p.name.startswith(COMPARED_TABLES)):
-            again = out / committed.name
-            if not again.is_file():
-                tables[committed.name] = {"missing_table": True}
-                continue
-            old, new = pd.read_csv(committed), pd.read_csv(again)
-            teachers = sorted(set(_teachers(old, recorded)) & {str(m) for m in new["model"].unique()})
-            tables[committed.name] = compare_tables(old, new, list(parameters["student_methods"]) + teachers, regime)
+        tables = compare_runs(folder, out, recorded, parameters["student_methods"], regime)
     finally:
         if previous is None:
             os.environ.pop("CALIBKD_CACHE", None)
@@ -142,6 +134,35 @@ def reproduce(batch: str | Path, seed: int, method: str, regime: str | None = No
     target.parent.mkdir(exist_ok=True)
     atomic_write_text(target, json.dumps(report, indent=1, default=str))
     return report
+
+
+def compare_runs(committed: Path, again: Path, recorded: dict[str, Any], students: Sequence[str], regime: str
+                 ) -> dict[str, dict[str, Any]]:
+    """Compare the tables of the run folder ``committed`` (made with the
+    parameters ``recorded``) with those of the reproduction in ``again``: the
+    rows of ``regime`` for ``students`` and the teachers the reproduction
+    retrained, per table prefix (``COMPARED_TABLES``; see ``_tables``). A
+    prefix with no rows of ``regime`` in the committed run is left out."""
+    tables = {}
+    for prefix in COMPARED_TABLES:
+        old, new = _tables(committed, prefix), _tables(again, prefix)
+        if old is None or ("regime" in old and not (old["regime"] == regime).any()):
+            continue  # the run recorded no such rows for this regime
+        if new is None:
+            tables[f"{prefix}*.csv"] = {"missing_table": True}
+            continue
+        teachers = sorted(set(_teachers(old, recorded)) & {str(m) for m in new["model"].unique()})
+        tables[f"{prefix}*.csv"] = compare_tables(old, new, list(students) + teachers, regime)
+    return tables
+
+
+def _tables(folder: Path, prefix: str) -> pd.DataFrame | None:
+    """Every ``<prefix>*.csv`` of a run folder as one table (None when there
+    is none). A run writes its first regime's shift rows to ``shift_04.csv``
+    and the others' to ``shift_04_other_regimes.csv``; a reproduction of one
+    regime has it first, so tables are compared by prefix, not by file."""
+    paths = sorted(p for p in folder.glob(f"{prefix}*.csv"))
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True) if paths else None
 
 
 def _teachers(table: pd.DataFrame, parameters: dict[str, Any]) -> list[str]:
