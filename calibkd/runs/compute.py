@@ -38,6 +38,8 @@ from typing import Any, Sequence
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text
 from calibkd.runs import store as run_store
+from calibkd.runs.estimate import duration
+from calibkd.runs.results import finished_runs
 
 #: How a model's cache key appears in an executed notebook (``TrainedModel.describe``).
 KEY_PATTERN = re.compile(r"\(key ([0-9a-f]{16})\)")
@@ -71,14 +73,13 @@ class RunCompute:
 
 @dataclass
 class BatchCompute:
-    """One batch's compute (see the module docstring): the models it used
-    first (``first_used``), their records (``trained``), those an earlier
-    batch used (``reused``) and the first-used ones without a record in the
-    cache (``missing``: trained elsewhere, or the cache was cleared)."""
+    """One batch's compute (see the module docstring): the records of the
+    models it used first (``trained``), those an earlier batch used
+    (``reused``) and the first-used ones without a record in the cache
+    (``missing``: trained elsewhere, or the cache was cleared)."""
 
     name: str
     runs: list[RunCompute]
-    first_used: list[str] = field(default_factory=list)
     trained: dict[str, dict[str, Any]] = field(default_factory=dict)
     reused: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -97,7 +98,7 @@ class BatchCompute:
                      for r in self.runs],
             "last_sitting_seconds": round(sum(r.seconds for r in self.runs), 1),
             "models_used": len({k for r in self.runs for k in r.keys}),
-            "models_first_used_here": len(self.first_used),
+            "models_first_used_here": len(self.trained) + len(self.missing),
             "models_reused_from_earlier_batches": len(self.reused),
             "models_without_record": self.missing,
             "train_seconds": round(self.train_seconds(), 1),
@@ -108,13 +109,11 @@ class BatchCompute:
         }
 
 
-def finished_runs(root: Path) -> list[RunCompute]:
+def run_computes(root: Path) -> list[RunCompute]:
     """Every finished run of the batch folder ``root`` with its seconds and
     model keys (a clear error when the batch has none)."""
     runs = []
-    for folder in sorted(p for p in run_store.runs_dir(root).glob("*") if not p.name.startswith(".")):
-        if run_store.run_state(root, folder.name) != "finished":
-            continue
+    for folder in finished_runs(root):
         record = run_store.read_json(folder / "run.json")
         notebooks = sorted(folder.glob("*.ipynb"))
         if not notebooks:
@@ -132,13 +131,12 @@ def batch_compute(roots: Sequence[Path], cache: Path) -> list[BatchCompute]:
     seen: set[str] = set()
     reports = []
     for root in roots:
-        report = BatchCompute(root.name, finished_runs(root))
+        report = BatchCompute(root.name, run_computes(root))
         for key in dict.fromkeys(k for r in report.runs for k in r.keys):
             if key in seen:
                 report.reused.append(key)
                 continue
             seen.add(key)
-            report.first_used.append(key)
             record_path = cache / f"{key}.json"
             if not record_path.is_file():
                 report.missing.append(key)
@@ -150,13 +148,6 @@ def batch_compute(roots: Sequence[Path], cache: Path) -> list[BatchCompute]:
     return reports
 
 
-def _duration(seconds: float) -> str:
-    """Seconds as ``1 h 02 min`` or ``12 min 05 s``."""
-    minutes, secs = divmod(round(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {secs:02d} s"
-
-
 def compute_table(reports: Sequence[BatchCompute | dict[str, Any]]) -> str:
     """A Markdown table: one row per batch and a total row. Takes reports or
     their ``as_dict`` form, so the table can be rebuilt from committed
@@ -164,14 +155,14 @@ def compute_table(reports: Sequence[BatchCompute | dict[str, Any]]) -> str:
     dicts = [r.as_dict() if isinstance(r, BatchCompute) else r for r in reports]
     header = ("| batch | runs | runs' last sittings | models used (first used here) "
               "| their training: teachers + students |\n|---|---|---|---|---|")
-    rows = [f"| {d['batch']} | {len(d['runs'])} | {_duration(d['last_sitting_seconds'])} "
+    rows = [f"| {d['batch']} | {len(d['runs'])} | {duration(d['last_sitting_seconds'])} "
             f"| {d['models_used']} ({d['models_first_used_here']}) "
-            f"| {_duration(d['train_seconds'])}: {_duration(d['teacher_train_seconds'])} + "
-            f"{_duration(d['student_train_seconds'])} |" for d in dicts]
+            f"| {duration(d['train_seconds'])}: {duration(d['teacher_train_seconds'])} + "
+            f"{duration(d['student_train_seconds'])} |" for d in dicts]
     rows.append(f"| all | {sum(len(d['runs']) for d in dicts)} "
-                f"| {_duration(sum(d['last_sitting_seconds'] for d in dicts))} "
+                f"| {duration(sum(d['last_sitting_seconds'] for d in dicts))} "
                 f"| {sum(d['models_first_used_here'] for d in dicts)} "
-                f"| {_duration(sum(d['train_seconds'] for d in dicts))} |")
+                f"| {duration(sum(d['train_seconds'] for d in dicts))} |")
     missing = sorted({k for d in dicts for k in d["models_without_record"]})
     note = f"\n\n{len(missing)} model(s) had no record in the cache and are not counted." if missing else ""
     return "\n".join([header, *rows]) + note
