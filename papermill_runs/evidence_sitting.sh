@@ -1,0 +1,79 @@
+#!/bin/bash
+# The evidence batches (issue 19) take longer than one working session, and a
+# session's machine may be replaced by a fresh clone of main before the next
+# one: a worktree, its finished runs and the model cache would then be lost.
+# So each sitting starts from, and ends by committing to, main:
+#
+#   papermill_runs/evidence_sitting.sh begin [COMMIT]   # worktree at the evidence commit, staged runs restored, queue started
+#   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
+#
+# The staging folder papermill_runs/evidence-in-progress/ holds, on main:
+#   COMMIT                     the one commit every evidence run is made at (written by the first begin)
+#   <batch>/runs/<run-id>/     each finished run, as the worktree wrote it
+#   model-records/<key>.json   the model cache's training records (seconds per model; no weights), for
+#                              `python -m calibkd.runs compute` once the cache that trained them is gone
+#   queue.log                  every sitting's start and end lines (run_evidence.sh)
+# The staged runs are not a batch (no batch.yaml): claims and chapter 05 do not read them. When the
+# queue has finished, the staged runs replace the batches' old runs (docs/batches.md, "Evidence at one commit").
+set -eu
+MAIN=$(cd "$(dirname "$0")/.." && pwd)
+WORKTREE=${WORKTREE:-$MAIN/../evidence}
+STAGE=$MAIN/papermill_runs/evidence-in-progress
+LOGS=${LOGS:-$MAIN/../evidence-logs}
+BATCHES="tuning-fmnist reference-fmnist long-tail-fmnist tuning-glyphs glyphs-diagnosis glyphs-central"
+
+begin() {
+  mkdir -p "$STAGE" "$LOGS"
+  if [ ! -f "$STAGE/COMMIT" ]; then
+    git -C "$MAIN" rev-parse --verify "${1:?the first sitting names the evidence commit}^{commit}" > "$STAGE/COMMIT"
+  fi
+  local commit; commit=$(cat "$STAGE/COMMIT")
+  if [ ! -d "$WORKTREE" ]; then
+    git -C "$MAIN" worktree add -q --detach "$WORKTREE" "$commit"
+    # the batches' old runs were made by other code: the evidence replaces them, it is not pooled with them
+    for b in $BATCHES; do
+      find "$WORKTREE/papermill_runs/$b" -mindepth 1 -maxdepth 1 ! -name batch.yaml -exec rm -rf {} +
+    done
+  fi
+  test "$(git -C "$WORKTREE" rev-parse HEAD)" = "$commit" || { echo "$WORKTREE is not at $commit"; exit 2; }
+  for run in "$STAGE"/*/runs/*/; do
+    [ -d "$run" ] || continue
+    b=$(basename "$(dirname "$(dirname "$run")")")
+    dest="$WORKTREE/papermill_runs/$b/runs/$(basename "$run")"
+    [ -e "$dest" ] || { mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest"; echo "restored $b/$(basename "$run")"; }
+  done
+  [ -f "$STAGE/queue.log" ] && [ ! -s "$LOGS/queue.log" ] && cp "$STAGE/queue.log" "$LOGS/queue.log"
+  if pgrep -f "run_evidence.sh $WORKTREE" > /dev/null; then echo "the queue is already running"; return; fi
+  # the queue script is run from a copy, so that main's copy can change while it runs
+  cp "$MAIN/papermill_runs/run_evidence.sh" "$LOGS/run_evidence.sh"
+  echo "$(date -Is) sitting begins on $(hostname) at $commit" >> "$LOGS/queue.log"
+  LOGS=$LOGS setsid nohup nice -n 5 bash "$LOGS/run_evidence.sh" "$WORKTREE" >> "$LOGS/queue.log" 2>&1 < /dev/null &
+  echo "queue started; progress: tail $LOGS/queue.log, python -m calibkd.runs status $WORKTREE/papermill_runs/<batch>"
+}
+
+land() {
+  test -f "$STAGE/COMMIT" || { echo "no evidence sitting has begun (no $STAGE/COMMIT)"; exit 2; }
+  local landed=0
+  for b in $BATCHES; do
+    for run in "$WORKTREE/papermill_runs/$b/runs"/*/; do
+      [ -f "$run/run.json" ] && grep -q '"status": *"finished"' "$run/run.json" || continue
+      dest="$STAGE/$b/runs/$(basename "$run")"
+      [ -e "$dest" ] && continue
+      mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest.partial"; mv "$dest.partial" "$dest"
+      echo "landed $b/$(basename "$run")"; landed=$((landed + 1))
+    done
+  done
+  mkdir -p "$STAGE/model-records"
+  cache=${CALIBKD_CACHE:-$MAIN/.cache/models}
+  [ -d "$cache" ] && find "$cache" -maxdepth 1 -name '*.json' -exec cp -n {} "$STAGE/model-records/" \;
+  [ -f "$LOGS/queue.log" ] && cp "$LOGS/queue.log" "$STAGE/queue.log"
+  git -C "$MAIN" add "$STAGE"
+  git -C "$MAIN" commit -q -m "Evidence in progress: $landed more finished run(s) staged from the worktree at $(cut -c1-7 "$STAGE/COMMIT"), with the model cache's training records and the queue log" -- "$STAGE" \
+    && echo "committed $landed run(s)" || echo "nothing new to commit"
+}
+
+case "${1:-}" in
+  begin) shift; begin "$@" ;;
+  land) land ;;
+  *) echo "usage: $0 begin [COMMIT] | land"; exit 2 ;;
+esac

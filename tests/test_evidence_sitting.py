@@ -1,0 +1,109 @@
+"""``papermill_runs/evidence_sitting.sh``: a sitting of the evidence queue
+begins from main and lands its finished runs on main, so that a machine
+replaced by a fresh clone loses at most the run it was in the middle of.
+
+Exercised on a tiny git repository with the project's layout and a queue
+script that only logs (no training)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "papermill_runs" / "evidence_sitting.sh"
+BATCHES = ["tuning-fmnist", "reference-fmnist", "long-tail-fmnist", "tuning-glyphs", "glyphs-diagnosis",
+           "glyphs-central"]
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def sitting(main: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "WORKTREE": str(tmp / "evidence"),
+           "LOGS": str(tmp / "logs"), "CALIBKD_CACHE": str(tmp / "cache")}
+    return subprocess.run(["bash", str(main / "papermill_runs" / "evidence_sitting.sh"), *args],
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture
+def main(tmp_path: Path) -> Path:
+    """A main checkout whose reference batch holds an old run, with a queue
+    script that records that it ran."""
+    repo = tmp_path / "main"
+    (repo / "papermill_runs").mkdir(parents=True)
+    shutil.copy(SCRIPT, repo / "papermill_runs" / SCRIPT.name)
+    (repo / "papermill_runs" / "run_evidence.sh").write_text('echo "queue ran in $1" > "$LOGS/ran"\n')
+    for batch in BATCHES:
+        (repo / "papermill_runs" / batch).mkdir()
+        (repo / "papermill_runs" / batch / "batch.yaml").write_text("grid: {seed: [0]}\n")
+    old = repo / "papermill_runs" / "reference-fmnist" / "runs" / "04-seed0-old"
+    old.mkdir(parents=True)
+    (old / "run.json").write_text('{"status": "finished"}')
+    (repo / "papermill_runs" / "reference-fmnist" / "results.csv").write_text("old\n")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start")
+    git(repo, "config", "user.email", "t@t")
+    git(repo, "config", "user.name", "t")
+    return repo
+
+
+def wait_for(path: Path, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), f"{path} never appeared"
+
+
+def test_the_first_sitting_needs_the_evidence_commit(main: Path, tmp_path: Path) -> None:
+    done = sitting(main, tmp_path, "begin")
+    assert done.returncode != 0 and "names the evidence commit" in done.stderr
+
+
+def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path, tmp_path: Path) -> None:
+    commit = git(main, "rev-parse", "HEAD").strip()
+    begun = sitting(main, tmp_path, "begin", commit)
+    assert begun.returncode == 0, begun.stderr
+    worktree = tmp_path / "evidence"
+    assert git(worktree, "rev-parse", "HEAD").strip() == commit
+    # the old runs and aggregates are cleared in the worktree, batch definitions kept
+    assert sorted(p.name for p in (worktree / "papermill_runs" / "reference-fmnist").iterdir()) == ["batch.yaml"]
+    wait_for(tmp_path / "logs" / "ran")
+    assert "sitting begins" in (tmp_path / "logs" / "queue.log").read_text()
+
+    runs = worktree / "papermill_runs" / "tuning-fmnist" / "runs"
+    for name, status in (("04-seed0-a", "finished"), ("04-seed0-b", "running")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / "run.json").write_text(json.dumps({"status": status}, indent=1))
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "0123456789abcdef.json").write_text('{"train_seconds": 12.5}')
+    (tmp_path / "cache" / "0123456789abcdef.pt").write_bytes(b"weights")
+    landed = sitting(main, tmp_path, "land")
+    assert landed.returncode == 0, landed.stderr
+    stage = main / "papermill_runs" / "evidence-in-progress"
+    assert [p.name for p in (stage / "tuning-fmnist" / "runs").iterdir()] == ["04-seed0-a"]
+    assert [p.name for p in (stage / "model-records").iterdir()] == ["0123456789abcdef.json"]
+    assert (stage / "COMMIT").read_text().strip() == commit
+    assert git(main, "status", "--porcelain", "--", "papermill_runs/evidence-in-progress") == ""
+    assert "1 more finished run" in git(main, "log", "-1", "--format=%s")
+    # landing again adds nothing and commits nothing
+    assert "nothing new" in sitting(main, tmp_path, "land").stdout
+
+    # a fresh machine: no worktree, no logs; the next sitting restores the landed run at the same commit
+    git(main, "worktree", "remove", "--force", str(worktree))
+    shutil.rmtree(tmp_path / "logs")
+    again = sitting(main, tmp_path, "begin")
+    assert again.returncode == 0, again.stderr
+    assert "restored tuning-fmnist/04-seed0-a" in again.stdout
+    assert git(worktree, "rev-parse", "HEAD").strip() == commit
+    assert (worktree / "papermill_runs" / "tuning-fmnist" / "runs" / "04-seed0-a" / "run.json").is_file()
+    wait_for(tmp_path / "logs" / "ran")
