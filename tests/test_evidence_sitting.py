@@ -107,3 +107,38 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     assert git(worktree, "rev-parse", "HEAD").strip() == commit
     assert (worktree / "papermill_runs" / "tuning-fmnist" / "runs" / "04-seed0-a" / "run.json").is_file()
     wait_for(tmp_path / "logs" / "ran")
+
+
+STAGE = ROOT / "papermill_runs" / "evidence-in-progress"
+
+
+def current_code(notebook: str) -> str:
+    """``run_code`` of a run this checkout would make of ``notebook``."""
+    from calibkd.runs.results import run_code
+    from calibkd.training import code_version as versions
+    return run_code({"code_version": versions.code_version(root=ROOT),
+                     "study_code_version": versions.study_code_version(root=ROOT),
+                     "notebook": notebook, "notebook_code_versions": versions.notebook_code_versions(ROOT)})
+
+
+@pytest.mark.skipif(not (STAGE / "COMMIT").is_file(), reason="no evidence in progress")
+def test_main_ships_the_code_the_evidence_in_progress_is_made_at(tmp_path: Path) -> None:
+    """While the evidence queue runs, main must not change the code it runs
+    (the verdicts must be those of the code that ships): the fingerprinted
+    code at the evidence commit equals this checkout's, and every staged
+    run was made by it."""
+    from calibkd.training import code_version as versions
+    commit = (STAGE / "COMMIT").read_text().strip()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit, "calibkd", "notebooks"], capture_output=True)
+    if archive.returncode != 0:
+        pytest.skip(f"the evidence commit {commit[:7]} is not in this clone (shallow?)")
+    subprocess.run(["tar", "-x", "-C", str(tmp_path)], input=archive.stdout, check=True)
+    assert versions.code_version(root=tmp_path, cached=False) == versions.code_version(root=ROOT, cached=False)
+    assert (versions.study_code_version(root=tmp_path, cached=False)
+            == versions.study_code_version(root=ROOT, cached=False))
+    assert versions.notebook_code_versions(tmp_path, cached=False) == versions.notebook_code_versions(ROOT, cached=False)
+    for provenance in sorted(STAGE.glob("*/runs/*/provenance.json")):
+        record = json.loads(provenance.read_text())
+        from calibkd.runs.results import run_code
+        assert run_code(record) == current_code(record["notebook"]), provenance
+        assert record.get("git_commit") == commit and record.get("git_dirty") is False, provenance
