@@ -10,6 +10,7 @@
 # The staging folder papermill_runs/evidence-in-progress/ holds, on main:
 #   COMMIT                     the one commit every evidence run is made at (written by the first begin)
 #   <batch>/runs/<run-id>/     each finished run, as the worktree wrote it
+#   <batch>/definition.json    the batch's record of its definition (the runner writes it)
 #   model-records/<key>.json   the model cache's training records (seconds per model; no weights), for
 #                              `python -m calibkd.runs compute` once the cache that trained them is gone
 #   queue.log                  every sitting's start and end lines (run_evidence.sh)
@@ -62,6 +63,9 @@ land() {
       mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest.partial"; mv "$dest.partial" "$dest"
       echo "landed $b/$(basename "$run")"; landed=$((landed + 1))
     done
+    # the batch's record of its definition (the runner writes it; the finished batch keeps it)
+    [ -d "$STAGE/$b" ] && [ -f "$WORKTREE/papermill_runs/$b/definition.json" ] \
+      && cp "$WORKTREE/papermill_runs/$b/definition.json" "$STAGE/$b/definition.json"
   done
   mkdir -p "$STAGE/model-records"
   cache=${CALIBKD_CACHE:-$MAIN/.cache/models}

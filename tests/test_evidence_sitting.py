@@ -84,6 +84,7 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     for name, status in (("04-seed0-a", "finished"), ("04-seed0-b", "running")):
         (runs / name).mkdir(parents=True)
         (runs / name / "run.json").write_text(json.dumps({"status": status}, indent=1))
+    (worktree / "papermill_runs" / "tuning-fmnist" / "definition.json").write_text('{"grid": {}}')
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "0123456789abcdef.json").write_text('{"train_seconds": 12.5}')
     (tmp_path / "cache" / "0123456789abcdef.pt").write_bytes(b"weights")
@@ -92,6 +93,8 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     stage = main / "papermill_runs" / "evidence-in-progress"
     assert [p.name for p in (stage / "tuning-fmnist" / "runs").iterdir()] == ["04-seed0-a"]
     assert [p.name for p in (stage / "model-records").iterdir()] == ["0123456789abcdef.json"]
+    assert (stage / "tuning-fmnist" / "definition.json").read_text() == '{"grid": {}}'
+    assert not (stage / "reference-fmnist").exists()
     assert (stage / "COMMIT").read_text().strip() == commit
     assert git(main, "status", "--porcelain", "--", "papermill_runs/evidence-in-progress") == ""
     assert "1 more finished run" in git(main, "log", "-1", "--format=%s")
