@@ -6,11 +6,13 @@
 #
 #   papermill_runs/evidence_sitting.sh begin [COMMIT]   # worktree at the evidence commit, staged runs restored, queue started
 #   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
+#   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated
 #
 # The staging folder papermill_runs/evidence-in-progress/ holds, on main:
 #   COMMIT                     the one commit every evidence run is made at (written by the first begin)
 #   <batch>/runs/<run-id>/     each finished run, as the worktree wrote it
 #   <batch>/definition.json    the batch's record of its definition (the runner writes it)
+#   <batch>/reproduced/        reproduction reports (python -m calibkd.runs.reproduce in the worktree)
 #   model-records/<key>.json   the model cache's training records (seconds per model; no weights), for
 #                              `python -m calibkd.runs compute` once the cache that trained them is gone
 #   queue.log                  every sitting's start and end lines (run_evidence.sh)
@@ -21,7 +23,7 @@ MAIN=$(cd "$(dirname "$0")/.." && pwd)
 WORKTREE=${WORKTREE:-$MAIN/../evidence}
 STAGE=$MAIN/papermill_runs/evidence-in-progress
 LOGS=${LOGS:-$MAIN/../evidence-logs}
-BATCHES="tuning-fmnist reference-fmnist long-tail-fmnist tuning-glyphs glyphs-diagnosis glyphs-central"
+BATCHES=${EVIDENCE_BATCHES:-"tuning-fmnist reference-fmnist long-tail-fmnist tuning-glyphs glyphs-diagnosis glyphs-central"}
 
 begin() {
   mkdir -p "$STAGE" "$LOGS"
@@ -63,6 +65,11 @@ land() {
       mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest.partial"; mv "$dest.partial" "$dest"
       echo "landed $b/$(basename "$run")"; landed=$((landed + 1))
     done
+    # reproduction reports (python -m calibkd.runs.reproduce, run in the worktree)
+    for report in "$WORKTREE/papermill_runs/$b/reproduced"/*.json; do
+      [ -f "$report" ] || continue
+      mkdir -p "$STAGE/$b/reproduced"; cp "$report" "$STAGE/$b/reproduced/"
+    done
     # the batch's record of its definition (the runner writes it; the finished batch keeps it)
     [ -d "$STAGE/$b" ] && [ -f "$WORKTREE/papermill_runs/$b/definition.json" ] \
       && cp "$WORKTREE/papermill_runs/$b/definition.json" "$STAGE/$b/definition.json"
@@ -76,8 +83,44 @@ land() {
     && echo "committed $landed run(s)" || echo "nothing new to commit"
 }
 
+finish() {
+  # every run of every batch finished and staged, the queue ended
+  test -f "$STAGE/COMMIT" || { echo "no evidence in progress (no $STAGE/COMMIT)"; exit 2; }
+  if pgrep -f "run_evidence.sh $WORKTREE" > /dev/null; then echo "the queue is still running"; exit 2; fi
+  local py=${PY:-$MAIN/.venv/bin/python} check; check=$(mktemp -d)
+  for b in $BATCHES; do
+    mkdir -p "$check/$b"; cp "$MAIN/papermill_runs/$b/batch.yaml" "$check/$b/"
+    [ -d "$STAGE/$b/runs" ] && cp -a "$STAGE/$b/runs" "$check/$b/runs"
+    "$py" -m calibkd.runs status "$check/$b" | tail -1 | grep -q " 0 failed, 0 running, 0 pending" \
+      || { "$py" -m calibkd.runs status "$check/$b" || true; echo "batch $b is not finished: not finishing"; rm -rf "$check"; exit 2; }
+  done
+  rm -rf "$check"
+  for b in $BATCHES; do
+    # the old runs and what was aggregated from them go; the staged runs take their place
+    git -C "$MAIN" rm -r -q --ignore-unmatch "papermill_runs/$b/runs" "papermill_runs/$b/reproduced" \
+      "papermill_runs/$b/results.csv" "papermill_runs/$b/results.json" "papermill_runs/$b/paired.csv" \
+      "papermill_runs/$b/definition.json" "papermill_runs/$b/compute.json"
+    find "$MAIN/papermill_runs/$b" -mindepth 1 -maxdepth 1 ! -name batch.yaml -exec rm -rf {} +   # untracked leftovers (locks)
+    for part in runs reproduced definition.json; do
+      if [ -e "$STAGE/$b/$part" ]; then mv "$STAGE/$b/$part" "$MAIN/papermill_runs/$b/$part"; fi
+    done
+    # paired differences against KD where the batch distils students (chapter 04); none otherwise (chapter 02)
+    ref=none; grep -q "04_student_distillation" "$MAIN/papermill_runs/$b/batch.yaml" && ref=kd
+    "$py" -m calibkd.runs aggregate "$MAIN/papermill_runs/$b" --reference "$ref"
+  done
+  # what the batches cost, from the training records of every sitting's model cache
+  CALIBKD_CACHE="$STAGE/model-records" "$py" -m calibkd.runs compute \
+    $(for b in $BATCHES; do echo "$MAIN/papermill_runs/$b"; done) --write
+  mv "$STAGE/queue.log" "$MAIN/papermill_runs/evidence-queue.log"
+  git -C "$MAIN" rm -r -q --cached --ignore-unmatch "$STAGE"
+  rm -rf "$STAGE"
+  git -C "$MAIN" add $(for b in $BATCHES; do echo "papermill_runs/$b"; done) papermill_runs/evidence-queue.log
+  echo "finished: review 'git -C $MAIN status', then commit (chapter 05, README table and docs follow: docs/batches.md)"
+}
+
 case "${1:-}" in
   begin) shift; begin "$@" ;;
   land) land ;;
-  *) echo "usage: $0 begin [COMMIT] | land"; exit 2 ;;
+  finish) finish ;;
+  *) echo "usage: $0 begin [COMMIT] | land | finish"; exit 2 ;;
 esac

@@ -145,3 +145,43 @@ def test_main_ships_the_code_the_evidence_in_progress_is_made_at(tmp_path: Path)
         from calibkd.runs.results import run_code
         assert run_code(record) == current_code(record["notebook"]), provenance
         assert record.get("git_commit") == commit and record.get("git_dirty") is False, provenance
+
+
+def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main: Path, tmp_path: Path) -> None:
+    """``finish`` on a copy of a committed one-run batch: staged, it replaces
+    the batch's runs and is aggregated to the same summary as committed; a
+    batch with a run missing is refused before anything moves."""
+    import os
+    import sys
+    batch = "glyphs-diagnosis"
+    committed = ROOT / "papermill_runs" / batch
+    folder = main / "papermill_runs" / batch
+    shutil.rmtree(folder)
+    shutil.copytree(committed, folder)
+    git(main, "add", "-A")
+    git(main, "commit", "-q", "-m", "old runs")
+    stage = main / "papermill_runs" / "evidence-in-progress"
+    stage.mkdir()
+    (stage / "COMMIT").write_text(git(main, "rev-parse", "HEAD"))
+    (stage / "queue.log").write_text("start glyphs-diagnosis\n")
+    env = {**os.environ, "EVIDENCE_BATCHES": batch, "PY": sys.executable, "WORKTREE": str(tmp_path / "evidence"),
+           "LOGS": str(tmp_path / "logs"), "PYTHONPATH": str(ROOT)}
+    script = ["bash", str(main / "papermill_runs" / "evidence_sitting.sh"), "finish"]
+
+    refused = subprocess.run(script, capture_output=True, text=True, env=env)
+    assert refused.returncode == 2 and "not finished" in refused.stdout, refused.stdout + refused.stderr
+    assert (folder / "runs").is_dir() and (stage / "queue.log").is_file()
+
+    shutil.copytree(committed / "runs", stage / batch / "runs")
+    provenance = stage / batch / "runs" / "02-seed0-cbbc5edd53" / "provenance.json"
+    # that old run was made from a dirty tree, which aggregate refuses; the evidence runs are clean
+    provenance.write_text(json.dumps({**json.loads(provenance.read_text()), "git_dirty": False}))
+    shutil.rmtree(folder / "runs" / "02-seed0-cbbc5edd53" / "figures")  # the old run differs from the staged one
+    done = subprocess.run(script, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not stage.exists() and (main / "papermill_runs" / "evidence-queue.log").is_file()
+    assert (folder / "runs" / "02-seed0-cbbc5edd53" / "figures").is_dir()
+    assert (folder / "results.csv").read_bytes() == (committed / "results.csv").read_bytes()
+    assert json.loads((folder / "compute.json").read_text())
+    staged = git(main, "status", "--porcelain")
+    assert "evidence-in-progress" not in staged and f"papermill_runs/{batch}/compute.json" in staged
