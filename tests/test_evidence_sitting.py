@@ -115,15 +115,6 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
 STAGE = ROOT / "papermill_runs" / "evidence-in-progress"
 
 
-def current_code(notebook: str) -> str:
-    """``run_code`` of a run this checkout would make of ``notebook``."""
-    from calibkd.runs.results import run_code
-    from calibkd.training import code_version as versions
-    return run_code({"code_version": versions.code_version(root=ROOT),
-                     "study_code_version": versions.study_code_version(root=ROOT),
-                     "notebook": notebook, "notebook_code_versions": versions.notebook_code_versions(ROOT)})
-
-
 @pytest.mark.skipif(not (STAGE / "COMMIT").is_file(), reason="no evidence in progress")
 def test_main_ships_the_code_the_evidence_in_progress_is_made_at(tmp_path: Path) -> None:
     """While the evidence queue runs, main must not change the code it runs
@@ -140,10 +131,10 @@ def test_main_ships_the_code_the_evidence_in_progress_is_made_at(tmp_path: Path)
     assert (versions.study_code_version(root=tmp_path, cached=False)
             == versions.study_code_version(root=ROOT, cached=False))
     assert versions.notebook_code_versions(tmp_path, cached=False) == versions.notebook_code_versions(ROOT, cached=False)
+    from calibkd.runs.results import checkout_code, run_code
     for provenance in sorted(STAGE.glob("*/runs/*/provenance.json")):
         record = json.loads(provenance.read_text())
-        from calibkd.runs.results import run_code
-        assert run_code(record) == current_code(record["notebook"]), provenance
+        assert run_code(record) == checkout_code(record["notebook"], ROOT), provenance
         assert record.get("git_commit") == commit and record.get("git_dirty") is False, provenance
 
 

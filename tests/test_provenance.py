@@ -252,6 +252,42 @@ def test_the_cli_refuses_mixed_and_dirty_runs_in_one_message_and_takes_both_flag
     assert meta["mixed_code"] is True and meta["dirty_runs"] == ["04-seed0-a"]
 
 
+#: While the evidence batches are re-run (docs/batches.md, "Sittings"), the
+#: committed batches are the old ones; ``evidence_sitting.sh finish`` replaces them.
+EVIDENCE_IN_PROGRESS = (PROJECT_ROOT / "papermill_runs" / "evidence-in-progress" / "COMMIT").is_file()
+#: The evidence batches and how many seeds each must have.
+EVIDENCE_BATCHES = {"tuning-fmnist": 1, "reference-fmnist": 3, "long-tail-fmnist": 3, "tuning-glyphs": 1,
+                    "glyphs-diagnosis": 1, "glyphs-central": 3}
+
+
+@pytest.mark.skipif(EVIDENCE_IN_PROGRESS, reason="the evidence batches are being re-run (papermill_runs/evidence-in-progress)")
+@pytest.mark.parametrize("name", sorted(EVIDENCE_BATCHES))
+def test_each_evidence_batch_is_finished_at_one_commit_by_the_code_that_ships_and_aggregates_as_committed(name, tmp_path):
+    """Chapter 05's verdicts are those of the code that ships: every run of
+    an evidence batch finished, at one commit, from a clean tree, made by
+    this checkout's fingerprinted code, with the seeds the study asks for;
+    aggregated without any flag, it gives the committed results.csv."""
+    from calibkd.runs.batches import load_batch
+    from calibkd.runs.results import checkout_code, run_code
+    committed = PROJECT_ROOT / "papermill_runs" / name
+    batch = load_batch(committed)
+    records = {spec.run_id: json.loads((committed / "runs" / spec.run_id / "provenance.json").read_text())
+               for spec in batch.runs}
+    assert all(json.loads((committed / "runs" / run / "run.json").read_text())["status"] == "finished" for run in records)
+    assert len({record["git_commit"] for record in records.values()}) == 1
+    assert not any(record["git_dirty"] for record in records.values())
+    for run, record in records.items():
+        assert run_code(record) == checkout_code(record["notebook"], PROJECT_ROOT), (
+            f"{name}/{run} was made by other code than this checkout's: change the code back, or rerun the batch")
+    assert len({spec.grid.get("seed") for spec in batch.runs}) == EVIDENCE_BATCHES[name]
+    copy = tmp_path / name
+    shutil.copytree(committed, copy)
+    reference = json.loads((committed / "results.json").read_text())["reference"]
+    written = aggregate(copy, reference=reference)
+    assert written["summary"].read_bytes() == (committed / "results.csv").read_bytes()
+
+
+@pytest.mark.skipif(not EVIDENCE_IN_PROGRESS, reason="the old batches were replaced by the evidence at one commit")
 def test_the_committed_batches_were_made_at_mixed_commits_and_still_aggregate_with_both_flags(tmp_path):
     """The committed reference batch predates code versions; its runs were made
     at three commits, one from a dirty tree (they will be rerun at one
@@ -265,3 +301,10 @@ def test_the_committed_batches_were_made_at_mixed_commits_and_still_aggregate_wi
         written = aggregate(batch, allow_mixed_code=True, allow_dirty=True)
     assert written["summary"].read_bytes() == (PROJECT_ROOT / "papermill_runs/reference-fmnist/results.csv").read_bytes()
     assert json.loads(written["meta"].read_text())["dirty_runs"] == ["04-seed0-3dcae48160"]
+
+
+def test_checkout_code_is_what_a_run_made_now_would_record():
+    from calibkd.runs.results import checkout_code, run_code
+    from calibkd.study.runner import provenance
+    assert checkout_code("04_student_distillation", PROJECT_ROOT) == run_code(
+        {**provenance(), "notebook": "04_student_distillation"})
