@@ -6,6 +6,7 @@
 #
 #   papermill_runs/evidence_sitting.sh begin [COMMIT]   # worktree at the evidence commit, staged runs restored, queue started
 #   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
+#   papermill_runs/evidence_sitting.sh reproduce        # one run of each verdict batch retrained from nothing, compared
 #   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated
 #
 # The staging folder papermill_runs/evidence-in-progress/ holds, on main:
@@ -19,11 +20,18 @@
 # The staged runs are not a batch (no batch.yaml): claims and chapter 05 do not read them. When the
 # queue has finished, the staged runs replace the batches' old runs (docs/batches.md, "Evidence at one commit").
 set -eu
-MAIN=$(cd "$(dirname "$0")/.." && pwd)
+MAIN=$(cd "$(dirname "$0")/.." && pwd)   # also from the copy `begin` runs, in the checkout's .cache/
 WORKTREE=${WORKTREE:-$MAIN/../evidence}
 STAGE=$MAIN/papermill_runs/evidence-in-progress
 LOGS=${LOGS:-$MAIN/../evidence-logs}
+# What `reproduce` retrains (batch:seed:method:regime): CUD, the method under test, in the regime each
+# batch's claims rest on; `begin` queues it after the batches (issue 19: "state which you reran").
+REPRODUCE=${EVIDENCE_REPRODUCE-"reference-fmnist:0:cud:overconfident long-tail-fmnist:0:cud:long_tail glyphs-central:0:cud:overconfident"}
 BATCHES=${EVIDENCE_BATCHES:-"tuning-fmnist reference-fmnist long-tail-fmnist tuning-glyphs glyphs-diagnosis glyphs-central"}
+
+queue_running() {
+  pgrep -f "run_evidence.sh $WORKTREE" > /dev/null || pgrep -f "evidence_sitting.sh reproduce" > /dev/null
+}
 
 begin() {
   mkdir -p "$STAGE" "$LOGS"
@@ -46,11 +54,16 @@ begin() {
     [ -e "$dest" ] || { mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest"; echo "restored $b/$(basename "$run")"; }
   done
   [ -f "$STAGE/queue.log" ] && [ ! -s "$LOGS/queue.log" ] && cp "$STAGE/queue.log" "$LOGS/queue.log"
-  if pgrep -f "run_evidence.sh $WORKTREE" > /dev/null; then echo "the queue is already running"; return; fi
-  # the queue script is run from a copy, so that main's copy can change while it runs
-  cp "$MAIN/papermill_runs/run_evidence.sh" "$LOGS/run_evidence.sh"
+  if queue_running; then echo "the queue is already running"; return; fi
+  # the queue and this script are run from copies, so that main's copies can change while they run; the
+  # copies lie one level below the checkout (in its ignored .cache/), where run_evidence.sh finds the checkout
+  mkdir -p "$MAIN/.cache"
+  cp "$MAIN/papermill_runs/run_evidence.sh" "$MAIN/.cache/run_evidence.sh"
+  cp "$MAIN/papermill_runs/evidence_sitting.sh" "$MAIN/.cache/evidence_sitting.sh"
   echo "$(date -Is) sitting begins on $(hostname) at $commit" >> "$LOGS/queue.log"
-  LOGS=$LOGS setsid nohup nice -n 5 bash "$LOGS/run_evidence.sh" "$WORKTREE" >> "$LOGS/queue.log" 2>&1 < /dev/null &
+  LOGS=$LOGS setsid nohup nice -n 5 \
+    bash -c 'bash "$0/run_evidence.sh" "$1" && bash "$0/evidence_sitting.sh" reproduce' "$MAIN/.cache" "$WORKTREE" \
+    >> "$LOGS/queue.log" 2>&1 < /dev/null &
   echo "queue started; progress: tail $LOGS/queue.log, python -m calibkd.runs status $WORKTREE/papermill_runs/<batch>"
 }
 
@@ -83,10 +96,30 @@ land() {
     && echo "committed $landed run(s)" || echo "nothing new to commit"
 }
 
+reproduce() {
+  # in the worktree, at the evidence commit, with its own code first; each report once
+  export PYTHONPATH=$WORKTREE CALIBKD_DOWNLOADS=${CALIBKD_DOWNLOADS:-$MAIN/.cache/downloads} \
+    CALIBKD_GENERATED=${CALIBKD_GENERATED:-$MAIN/.cache/generated} OMP_WAIT_POLICY=PASSIVE CALIBKD_PROGRESS=0 \
+    PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
+  unset CALIBKD_CACHE   # a reproduction trains from nothing, in a temporary cache
+  local py=${PY:-$MAIN/.venv/bin/python}
+  for item in $REPRODUCE; do
+    IFS=: read -r b seed method regime <<< "$item"
+    if compgen -G "$WORKTREE/papermill_runs/$b/reproduced/04-seed$seed-*-$regime-$method.json" > /dev/null; then
+      echo "reproduced already: $b seed $seed $method ($regime)"; continue
+    fi
+    echo "$(date -Is) start reproduce $b seed $seed $method ($regime)"
+    rc=0
+    (cd "$WORKTREE" && "$py" -m calibkd.runs.reproduce "papermill_runs/$b" --seed "$seed" --method "$method" \
+      --regime "$regime") >> "$LOGS/reproduce.log" 2>&1 || rc=$?
+    echo "$(date -Is) end reproduce $b rc=$rc"
+  done
+}
+
 finish() {
   # every run of every batch finished and staged, the queue ended
   test -f "$STAGE/COMMIT" || { echo "no evidence in progress (no $STAGE/COMMIT)"; exit 2; }
-  if pgrep -f "run_evidence.sh $WORKTREE" > /dev/null; then echo "the queue is still running"; exit 2; fi
+  if queue_running; then echo "the queue is still running"; exit 2; fi
   local py=${PY:-$MAIN/.venv/bin/python} check; check=$(mktemp -d)
   for b in $BATCHES; do
     mkdir -p "$check/$b"; cp "$MAIN/papermill_runs/$b/batch.yaml" "$check/$b/"
@@ -121,6 +154,7 @@ finish() {
 case "${1:-}" in
   begin) shift; begin "$@" ;;
   land) land ;;
+  reproduce) reproduce ;;
   finish) finish ;;
-  *) echo "usage: $0 begin [COMMIT] | land | finish"; exit 2 ;;
+  *) echo "usage: $0 begin [COMMIT] | land | reproduce | finish"; exit 2 ;;
 esac

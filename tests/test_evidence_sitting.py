@@ -29,7 +29,9 @@ def git(repo: Path, *args: str) -> str:
 
 def sitting(main: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp), "WORKTREE": str(tmp / "evidence"),
-           "LOGS": str(tmp / "logs"), "CALIBKD_CACHE": str(tmp / "cache")}
+           "LOGS": str(tmp / "logs"), "CALIBKD_CACHE": str(tmp / "cache"),
+           # the reproduction queued after the batches: one that fails at once (no python)
+           "EVIDENCE_REPRODUCE": "reference-fmnist:0:cud:overconfident", "PY": "false"}
     return subprocess.run(["bash", str(main / "papermill_runs" / "evidence_sitting.sh"), *args],
                           capture_output=True, text=True, env=env)
 
@@ -79,6 +81,11 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     assert sorted(p.name for p in (worktree / "papermill_runs" / "reference-fmnist").iterdir()) == ["batch.yaml"]
     wait_for(tmp_path / "logs" / "ran")
     assert "sitting begins" in (tmp_path / "logs" / "queue.log").read_text()
+    # after the batches, the reproduction (here failing: the batches are stubs)
+    deadline = time.monotonic() + 20
+    while "end reproduce" not in (tmp_path / "logs" / "queue.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "end reproduce reference-fmnist rc=1" in (tmp_path / "logs" / "queue.log").read_text()
 
     runs = worktree / "papermill_runs" / "tuning-fmnist" / "runs"
     for name, status in (("04-seed0-a", "finished"), ("04-seed0-b", "running")):
