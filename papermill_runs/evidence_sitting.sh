@@ -55,6 +55,8 @@ begin() {
   done
   [ -f "$STAGE/queue.log" ] && [ ! -s "$LOGS/queue.log" ] && cp "$STAGE/queue.log" "$LOGS/queue.log"
   if queue_running; then echo "the queue is already running"; return; fi
+  # a fresh clone: the environment and the dataset first (the glyph fonts come in the queue)
+  [ -x "$MAIN/.venv/bin/python" ] || make -C "$MAIN" setup data
   # the queue and this script are run from copies, so that main's copies can change while they run; the
   # copies lie one level below the checkout (in its ignored .cache/), where run_evidence.sh finds the checkout
   mkdir -p "$MAIN/.cache"

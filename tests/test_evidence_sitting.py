@@ -56,6 +56,11 @@ def main(tmp_path: Path) -> Path:
     git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start")
     git(repo, "config", "user.email", "t@t")
     git(repo, "config", "user.name", "t")
+    venv = repo / ".venv" / "bin"  # set up already (begin would otherwise run make setup data)
+    venv.mkdir(parents=True)
+    (venv / "python").write_text("#!/bin/sh\n")
+    (venv / "python").chmod(0o755)
+    (repo / ".git" / "info" / "exclude").write_text(".venv/\n.cache/\n")
     return repo
 
 
