@@ -53,6 +53,11 @@ begin() {
     dest="$WORKTREE/papermill_runs/$b/runs/$(basename "$run")"
     [ -e "$dest" ] || { mkdir -p "$(dirname "$dest")"; cp -a "$run" "$dest"; echo "restored $b/$(basename "$run")"; }
   done
+  for report in "$STAGE"/*/reproduced/*.json; do
+    [ -f "$report" ] || continue
+    dest="$WORKTREE/papermill_runs/$(basename "$(dirname "$(dirname "$report")")")/reproduced"
+    mkdir -p "$dest"; cp -n "$report" "$dest/"
+  done
   [ -f "$STAGE/queue.log" ] && [ ! -s "$LOGS/queue.log" ] && cp "$STAGE/queue.log" "$LOGS/queue.log"
   if queue_running; then echo "the queue is already running"; return; fi
   # a fresh clone: the environment and the dataset first (the glyph fonts come in the queue)
@@ -122,6 +127,7 @@ finish() {
   # every run of every batch finished and staged, the queue ended
   test -f "$STAGE/COMMIT" || { echo "no evidence in progress (no $STAGE/COMMIT)"; exit 2; }
   if queue_running; then echo "the queue is still running"; exit 2; fi
+  [ -d "$WORKTREE" ] && land   # what the last sitting finished
   local py=${PY:-$MAIN/.venv/bin/python} check; check=$(mktemp -d)
   for b in $BATCHES; do
     mkdir -p "$check/$b"; cp "$MAIN/papermill_runs/$b/batch.yaml" "$check/$b/"

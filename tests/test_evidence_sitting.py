@@ -97,6 +97,8 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
         (runs / name).mkdir(parents=True)
         (runs / name / "run.json").write_text(json.dumps({"status": status}, indent=1))
     (worktree / "papermill_runs" / "tuning-fmnist" / "definition.json").write_text('{"grid": {}}')
+    (worktree / "papermill_runs" / "tuning-fmnist" / "reproduced").mkdir()
+    (worktree / "papermill_runs" / "tuning-fmnist" / "reproduced" / "04-seed0-a-default-cud.json").write_text("{}")
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "0123456789abcdef.json").write_text('{"train_seconds": 12.5}')
     (tmp_path / "cache" / "0123456789abcdef.pt").write_bytes(b"weights")
@@ -121,6 +123,7 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     assert "restored tuning-fmnist/04-seed0-a" in again.stdout
     assert git(worktree, "rev-parse", "HEAD").strip() == commit
     assert (worktree / "papermill_runs" / "tuning-fmnist" / "runs" / "04-seed0-a" / "run.json").is_file()
+    assert (worktree / "papermill_runs" / "tuning-fmnist" / "reproduced" / "04-seed0-a-default-cud.json").is_file()
     wait_for(tmp_path / "logs" / "ran")
 
 
