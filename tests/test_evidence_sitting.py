@@ -149,7 +149,7 @@ def test_main_ships_the_code_the_evidence_in_progress_is_made_at(tmp_path: Path)
     from calibkd.runs.results import checkout_code, run_code
     for provenance in sorted(STAGE.glob("*/runs/*/provenance.json")):
         record = json.loads(provenance.read_text())
-        assert run_code(record) == checkout_code(record["notebook"], ROOT), provenance
+        assert run_code(record) == checkout_code(record["notebook"]), provenance
         assert record.get("git_commit") == commit and record.get("git_dirty") is False, provenance
 
 

@@ -277,7 +277,7 @@ def test_each_evidence_batch_is_finished_at_one_commit_by_the_code_that_ships_an
     assert len({record["git_commit"] for record in records.values()}) == 1
     assert not any(record["git_dirty"] for record in records.values())
     for run, record in records.items():
-        assert run_code(record) == checkout_code(record["notebook"], PROJECT_ROOT), (
+        assert run_code(record) == checkout_code(record["notebook"]), (
             f"{name}/{run} was made by other code than this checkout's: change the code back, or rerun the batch")
     assert len({spec.grid.get("seed") for spec in batch.runs}) == EVIDENCE_BATCHES[name]
     copy = tmp_path / name
@@ -303,8 +303,10 @@ def test_the_committed_batches_were_made_at_mixed_commits_and_still_aggregate_wi
     assert json.loads(written["meta"].read_text())["dirty_runs"] == ["04-seed0-3dcae48160"]
 
 
-def test_checkout_code_is_what_a_run_made_now_would_record():
-    from calibkd.runs.results import checkout_code, run_code
-    from calibkd.study.runner import provenance
-    assert checkout_code("04_student_distillation", PROJECT_ROOT) == run_code(
-        {**provenance(), "notebook": "04_student_distillation"})
+def test_checkout_code_names_this_checkouts_fingerprints():
+    from calibkd.runs.results import checkout_code
+    from calibkd.training import code_version as versions
+    notebook = versions.notebook_code_versions(PROJECT_ROOT, cached=False)["04_student_distillation"]
+    assert checkout_code("04_student_distillation") == (
+        f"code {versions.code_version(root=PROJECT_ROOT, cached=False)}, "
+        f"study code {versions.study_code_version(root=PROJECT_ROOT, cached=False)}, notebook code {notebook}")

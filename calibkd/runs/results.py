@@ -207,16 +207,12 @@ def run_code(provenance: Mapping[str, Any]) -> str:
     return "unknown (no provenance.json)"
 
 
-def checkout_code(notebook: str, root: Path | None = None) -> str:
-    """``run_code`` of a run of ``notebook`` made now by the checkout at
-    ``root`` (default: the one this package runs from): compared with a
+def checkout_code(notebook: str) -> str:
+    """``run_code`` of a run of ``notebook`` made now by this checkout (its
+    provenance, ``calibkd.study.runner.provenance``): compared with a
     committed run's, it says whether the run was made by the code that ships."""
-    from calibkd.paths import CODE_ROOT
-    from calibkd.training.code_version import code_version, notebook_code_versions, study_code_version
-    root = Path(root) if root is not None else CODE_ROOT
-    return run_code({"code_version": code_version(root=root, cached=False),
-                     "study_code_version": study_code_version(root=root, cached=False),
-                     "notebook": notebook, "notebook_code_versions": notebook_code_versions(root, cached=False)})
+    from calibkd.study.runner import provenance
+    return run_code({**provenance(), "notebook": notebook})
 
 
 def _listing(runs: Sequence[str], shown: int = 8) -> str:
