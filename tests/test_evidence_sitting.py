@@ -52,10 +52,10 @@ def main(tmp_path: Path) -> Path:
     (old / "run.json").write_text('{"status": "finished"}')
     (repo / "papermill_runs" / "reference-fmnist" / "results.csv").write_text("old\n")
     git(repo, "init", "-q", "-b", "main")
-    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
-    git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start")
     git(repo, "config", "user.email", "t@t")
     git(repo, "config", "user.name", "t")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "start")
     venv = repo / ".venv" / "bin"  # set up already (begin would otherwise run make setup data)
     venv.mkdir(parents=True)
     (venv / "python").write_text("#!/bin/sh\n")
@@ -64,11 +64,12 @@ def main(tmp_path: Path) -> Path:
     return repo
 
 
-def wait_for(path: Path, seconds: float = 20) -> None:
+def wait_for(path: Path, text: str = "", seconds: float = 20) -> None:
+    """Wait until ``path`` exists (and holds ``text``): the queue runs in the background."""
     deadline = time.monotonic() + seconds
-    while not path.exists() and time.monotonic() < deadline:
+    while not (path.exists() and text in path.read_text()) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert path.exists(), f"{path} never appeared"
+    assert path.exists() and text in path.read_text(), f"{path} never appeared, or never held {text!r}"
 
 
 def test_the_first_sitting_needs_the_evidence_commit(main: Path, tmp_path: Path) -> None:
@@ -87,9 +88,7 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     wait_for(tmp_path / "logs" / "ran")
     assert "sitting begins" in (tmp_path / "logs" / "queue.log").read_text()
     # after the batches, the reproduction (here failing: the batches are stubs)
-    deadline = time.monotonic() + 20
-    while "end reproduce" not in (tmp_path / "logs" / "queue.log").read_text() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_for(tmp_path / "logs" / "queue.log", "end reproduce")
     assert "end reproduce reference-fmnist rc=1" in (tmp_path / "logs" / "queue.log").read_text()
 
     runs = worktree / "papermill_runs" / "tuning-fmnist" / "runs"
