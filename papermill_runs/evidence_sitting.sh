@@ -20,6 +20,7 @@
 # The staged runs are not a batch (no batch.yaml): claims and chapter 05 do not read them. When the
 # queue has finished, the staged runs replace the batches' old runs (docs/batches.md, "Evidence at one commit").
 set -eu
+HERE=$(cd "$(dirname "$0")" && pwd)   # this script's folder: evidence_env.sh lies beside it
 MAIN=$(cd "$(dirname "$0")/.." && pwd)   # also from the copy `begin` runs, in the checkout's .cache/
 WORKTREE=${WORKTREE:-$MAIN/../evidence}
 STAGE=$MAIN/papermill_runs/evidence-in-progress
@@ -67,6 +68,7 @@ begin() {
   mkdir -p "$MAIN/.cache"
   cp "$MAIN/papermill_runs/run_evidence.sh" "$MAIN/.cache/run_evidence.sh"
   cp "$MAIN/papermill_runs/evidence_sitting.sh" "$MAIN/.cache/evidence_sitting.sh"
+  cp "$MAIN/papermill_runs/evidence_env.sh" "$MAIN/.cache/evidence_env.sh"
   echo "$(date -Is) sitting begins on $(hostname) at $commit" >> "$LOGS/queue.log"
   LOGS=$LOGS setsid nohup nice -n 5 \
     bash -c 'bash "$0/run_evidence.sh" "$1" && bash "$0/evidence_sitting.sh" reproduce' "$MAIN/.cache" "$WORKTREE" \
@@ -105,9 +107,7 @@ land() {
 
 reproduce() {
   # in the worktree, at the evidence commit, with its own code first; each report once
-  export PYTHONPATH=$WORKTREE CALIBKD_DOWNLOADS=${CALIBKD_DOWNLOADS:-$MAIN/.cache/downloads} \
-    CALIBKD_GENERATED=${CALIBKD_GENERATED:-$MAIN/.cache/generated} OMP_WAIT_POLICY=PASSIVE CALIBKD_PROGRESS=0 \
-    PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
+  source "$HERE/evidence_env.sh"
   unset CALIBKD_CACHE   # a reproduction trains from nothing, in a temporary cache
   local py=${PY:-$MAIN/.venv/bin/python}
   for item in $REPRODUCE; do

@@ -13,14 +13,14 @@
 # time is logged to $LOGS/queue.log.
 set -u
 WORKTREE=$(cd "${1:?usage: run_evidence.sh WORKTREE}" && pwd)
+HERE=$(cd "$(dirname "$0")" && pwd)   # this script's folder: evidence_env.sh lies beside it
 MAIN=$(cd "$(dirname "$0")/.." && pwd)
 LOGS=${LOGS:-$WORKTREE/../evidence-logs}
 mkdir -p "$LOGS"
 cd "$WORKTREE"
 test -z "$(git status --porcelain -- calibkd notebooks)" || { echo "the worktree's calibkd/ or notebooks/ is not clean"; exit 2; }
-export PYTHONPATH=$WORKTREE CALIBKD_CACHE=${CALIBKD_CACHE:-$MAIN/.cache/models} \
-  CALIBKD_DOWNLOADS=${CALIBKD_DOWNLOADS:-$MAIN/.cache/downloads} CALIBKD_GENERATED=${CALIBKD_GENERATED:-$MAIN/.cache/generated} \
-  OMP_WAIT_POLICY=PASSIVE CALIBKD_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1
+source "$HERE/evidence_env.sh"
+export CALIBKD_CACHE=${CALIBKD_CACHE:-$MAIN/.cache/models}
 PY=$MAIN/.venv/bin/python
 for b in tuning-fmnist reference-fmnist long-tail-fmnist GLYPHDATA tuning-glyphs glyphs-diagnosis glyphs-central; do
   if [ "$b" = GLYPHDATA ]; then

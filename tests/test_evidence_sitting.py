@@ -43,6 +43,7 @@ def main(tmp_path: Path) -> Path:
     repo = tmp_path / "main"
     (repo / "papermill_runs").mkdir(parents=True)
     shutil.copy(SCRIPT, repo / "papermill_runs" / SCRIPT.name)
+    shutil.copy(SCRIPT.with_name("evidence_env.sh"), repo / "papermill_runs" / "evidence_env.sh")
     (repo / "papermill_runs" / "run_evidence.sh").write_text('echo "queue ran in $1" > "$LOGS/ran"\n')
     for batch in BATCHES:
         (repo / "papermill_runs" / batch).mkdir()
