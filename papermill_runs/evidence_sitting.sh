@@ -7,7 +7,8 @@
 #   papermill_runs/evidence_sitting.sh begin [COMMIT]   # worktree at the evidence commit, staged runs restored, queue started
 #   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
 #   papermill_runs/evidence_sitting.sh reproduce        # one run of each verdict batch retrained from nothing, compared
-#   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated
+#   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated,
+#                                                       # and the tables generated from them rewritten
 #
 # The staging folder papermill_runs/evidence-in-progress/ holds, on main:
 #   COMMIT                     the one commit every evidence run is made at (written by the first begin)
@@ -156,7 +157,16 @@ finish() {
   git -C "$MAIN" rm -r -q --cached --ignore-unmatch "$STAGE"
   rm -rf "$STAGE"
   git -C "$MAIN" add $(for b in $BATCHES; do echo "papermill_runs/$b"; done) papermill_runs/evidence-queue.log
-  echo "finished: review 'git -C $MAIN status', then commit (chapter 05, README table and docs follow: docs/batches.md)"
+  # the tables generated from the batches: docs/batches.md's list of them, the README's verdicts
+  if [ -f "$MAIN/docs/batches.md" ]; then
+    "$py" -m calibkd.runs batches-table --docs "$MAIN/docs/batches.md" --runs-root "$MAIN/papermill_runs"
+    git -C "$MAIN" add docs/batches.md
+  fi
+  if [ -f "$MAIN/README.md" ]; then
+    "$py" -m calibkd.runs readme-table --readme "$MAIN/README.md" --runs-root "$MAIN/papermill_runs"
+    git -C "$MAIN" add README.md
+  fi
+  echo "finished: review 'git -C $MAIN status', then commit (chapter 05 re-executed and the README's prose follow: docs/batches.md)"
 }
 
 case "${1:-}" in

@@ -181,6 +181,18 @@ def test_the_readme_verdict_table_is_what_the_committed_batches_give():
         "the README's verdict tables are out of date: run `python -m calibkd.runs readme-table`"
 
 
+def test_the_committed_batches_table_is_what_the_batches_give():
+    """docs/batches.md's table of the committed batches is exactly what
+    ``python -m calibkd.runs batches-table`` reads from the batch folders:
+    after running, aggregating or costing a batch, run that command."""
+    from calibkd.runs import batch_table
+
+    path = ROOT / batch_table.DOCS_FILE
+    text = path.read_text(encoding="utf-8")
+    assert batch_table.replace_block(text, batch_table.batches_table(ROOT / "papermill_runs")) == text, \
+        "docs/batches.md's table of the committed batches is out of date: run `python -m calibkd.runs batches-table`"
+
+
 def test_the_readme_findings_are_those_chapter_05_shows():
     """The README's table (generated from the batches) agrees with the
     committed execution of chapter 05: every claim and regime of a row shows

@@ -164,6 +164,11 @@ def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main:
     folder = main / "papermill_runs" / batch
     shutil.rmtree(folder)
     shutil.copytree(committed, folder)
+    for other in BATCHES:  # real definitions, for the table of the batches that finish writes
+        shutil.copy(ROOT / "papermill_runs" / other / "batch.yaml", main / "papermill_runs" / other / "batch.yaml")
+    from calibkd.runs.batch_table import TABLE_END, TABLE_START
+    (main / "docs").mkdir()
+    (main / "docs" / "batches.md").write_text(f"# Batches\n{TABLE_START}\n{TABLE_END}\n")
     git(main, "add", "-A")
     git(main, "commit", "-q", "-m", "old runs")
     stage = main / "papermill_runs" / "evidence-in-progress"
@@ -191,3 +196,6 @@ def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main:
     assert json.loads((folder / "compute.json").read_text())
     staged = git(main, "status", "--porcelain")
     assert "evidence-in-progress" not in staged and f"papermill_runs/{batch}/compute.json" in staged
+    # the table of the batches, rewritten and staged: the glyph diagnosis finished, the others have no run
+    table = (main / "docs" / "batches.md").read_text()
+    assert "| [`glyphs-diagnosis`]" in table and "| 1 of 1 finished |" in table and "M  docs/batches.md" in staged

@@ -14,7 +14,7 @@ import pandas as pd
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import study_verdicts, verdict_text
 from calibkd.runs import verdict_history
-from calibkd.runs.table_rows import markdown_table, merged_rows
+from calibkd.runs.table_rows import markdown_table, merged_rows, write_generated
 
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
@@ -79,7 +79,6 @@ def readme_main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from calibkd.io import atomic_write_text
     from calibkd.paths import batches_dir, home, source_checkout
 
     parser = argparse.ArgumentParser(prog="python -m calibkd.runs readme-table", description=readme_main.__doc__)
@@ -94,11 +93,4 @@ def readme_main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    if args.check:
-        print(f"{args.readme}: the verdict table is {'up to date' if new == text else 'out of date'}")
-        return 0 if new == text else 1
-    if new != text:
-        atomic_write_text(args.readme, new)
-    print(f"{args.readme}: verdict table {'written' if new != text else 'already up to date'} "
-          f"({len(found)} verdicts)")
-    return 0
+    return write_generated(args.readme, text, new, "the verdict table", args.check, f" ({len(found)} verdicts)")

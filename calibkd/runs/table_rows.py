@@ -1,8 +1,10 @@
-"""The README's generated Markdown tables: rows merged where they differ in
-one column only (one row for several regimes or claims), and the table itself."""
+"""The generated Markdown tables of the README and docs: rows merged where
+they differ in one column only (one row for several regimes or claims), the
+table itself, and the file written (or checked) with it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 
@@ -26,3 +28,18 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def write_generated(path: Path, text: str, new: str, what: str, check: bool, note: str = "") -> int:
+    """Write ``new`` over ``path`` (which read ``text``) where they differ, or
+    with ``check`` write nothing and say whether ``what`` is up to date; the
+    exit status of a command with ``--check`` (1: out of date)."""
+    from calibkd.io import atomic_write_text
+
+    if check:
+        print(f"{path}: {what} is {'up to date' if new == text else 'out of date'}")
+        return 0 if new == text else 1
+    if new != text:
+        atomic_write_text(path, new)
+    print(f"{path}: {what} {'written' if new != text else 'already up to date'}{note}")
+    return 0
