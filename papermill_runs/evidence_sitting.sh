@@ -18,6 +18,7 @@
 #   model-records/<key>.json   the model cache's training records (seconds per model; no weights), for
 #                              `python -m calibkd.runs compute` once the cache that trained them is gone
 #   queue.log                  every sitting's start and end lines (run_evidence.sh)
+#   tempering-audit-glyphs.json the old tempering audited on the glyph teachers (run_evidence.sh; -> bench/results/)
 # The staged runs are not a batch (no batch.yaml): claims and chapter 05 do not read them. When the
 # queue has finished, the staged runs replace the batches' old runs (docs/batches.md, "Evidence at one commit").
 set -eu
@@ -101,6 +102,8 @@ land() {
   cache=${CALIBKD_CACHE:-$MAIN/.cache/models}
   [ -d "$cache" ] && find "$cache" -maxdepth 1 -name '*.json' -exec cp -n {} "$STAGE/model-records/" \;
   [ -f "$LOGS/queue.log" ] && cp "$LOGS/queue.log" "$STAGE/queue.log"
+  # the tempering audit of the glyph teachers (run_evidence.sh, after the glyph batches)
+  [ -f "$LOGS/tempering-audit-glyphs.json" ] && cp "$LOGS/tempering-audit-glyphs.json" "$STAGE/"
   git -C "$MAIN" add "$STAGE"
   git -C "$MAIN" commit -q -m "Evidence in progress: $landed more finished run(s) staged from the worktree at $(cut -c1-7 "$STAGE/COMMIT"), with the model cache's training records and the queue log" -- "$STAGE" \
     && echo "committed $landed run(s)" || echo "nothing new to commit"
@@ -154,9 +157,13 @@ finish() {
   CALIBKD_CACHE="$STAGE/model-records" "$py" -m calibkd.runs compute \
     $(for b in $BATCHES; do echo "$MAIN/papermill_runs/$b"; done) --write
   mv "$STAGE/queue.log" "$MAIN/papermill_runs/evidence-queue.log"
+  if [ -f "$STAGE/tempering-audit-glyphs.json" ]; then
+    mkdir -p "$MAIN/bench/results"; mv "$STAGE/tempering-audit-glyphs.json" "$MAIN/bench/results/"
+  fi
   git -C "$MAIN" rm -r -q --cached --ignore-unmatch "$STAGE"
   rm -rf "$STAGE"
   git -C "$MAIN" add $(for b in $BATCHES; do echo "papermill_runs/$b"; done) papermill_runs/evidence-queue.log
+  [ -f "$MAIN/bench/results/tempering-audit-glyphs.json" ] && git -C "$MAIN" add bench/results/tempering-audit-glyphs.json
   # the tables generated from the batches: docs/batches.md's list of them, the README's verdicts
   if [ -f "$MAIN/docs/batches.md" ]; then
     "$py" -m calibkd.runs batches-table --docs "$MAIN/docs/batches.md" --runs-root "$MAIN/papermill_runs"

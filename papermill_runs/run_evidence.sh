@@ -22,7 +22,18 @@ test -z "$(git status --porcelain -- calibkd notebooks)" || { echo "the worktree
 source "$HERE/evidence_env.sh"
 export CALIBKD_CACHE=${CALIBKD_CACHE:-$MAIN/.cache/models}
 PY=$MAIN/.venv/bin/python
-for b in tuning-fmnist reference-fmnist long-tail-fmnist GLYPHDATA tuning-glyphs glyphs-diagnosis glyphs-central; do
+for b in tuning-fmnist reference-fmnist long-tail-fmnist GLYPHDATA tuning-glyphs glyphs-diagnosis glyphs-central AUDIT; do
+  if [ "$b" = AUDIT ]; then
+    # how much the first build's tempering got wrong on the glyph teachers the batches just trained (they are
+    # only in this machine's model cache): docs/history.md; a sitting lands it, finish moves it to bench/results/
+    out=$LOGS/tempering-audit-glyphs.json
+    if [ ! -f "$out" ]; then
+      echo "$(date -Is) start tempering audit (glyphs)"
+      $PY bench/tempering_audit.py --profile default --dataset glyphs --out "$out" >> "$LOGS/audit.log" 2>&1
+      echo "$(date -Is) end tempering audit rc=$?"
+    fi
+    continue
+  fi
   if [ "$b" = GLYPHDATA ]; then
     echo "$(date -Is) start glyph data"
     # the 46 Debian font packages (apt, as root), then the rendered dataset

@@ -102,12 +102,14 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "0123456789abcdef.json").write_text('{"train_seconds": 12.5}')
     (tmp_path / "cache" / "0123456789abcdef.pt").write_bytes(b"weights")
+    (tmp_path / "logs" / "tempering-audit-glyphs.json").write_text('{"dataset": "glyphs"}')
     landed = sitting(main, tmp_path, "land")
     assert landed.returncode == 0, landed.stderr
     stage = main / "papermill_runs" / "evidence-in-progress"
     assert [p.name for p in (stage / "tuning-fmnist" / "runs").iterdir()] == ["04-seed0-a"]
     assert [p.name for p in (stage / "model-records").iterdir()] == ["0123456789abcdef.json"]
     assert (stage / "tuning-fmnist" / "definition.json").read_text() == '{"grid": {}}'
+    assert (stage / "tempering-audit-glyphs.json").read_text() == '{"dataset": "glyphs"}'
     assert not (stage / "reference-fmnist").exists()
     assert (stage / "COMMIT").read_text().strip() == commit
     assert git(main, "status", "--porcelain", "--", "papermill_runs/evidence-in-progress") == ""
@@ -175,6 +177,7 @@ def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main:
     stage.mkdir()
     (stage / "COMMIT").write_text(git(main, "rev-parse", "HEAD"))
     (stage / "queue.log").write_text("start glyphs-diagnosis\n")
+    (stage / "tempering-audit-glyphs.json").write_text('{"dataset": "glyphs"}')
     env = {**os.environ, "EVIDENCE_BATCHES": batch, "PY": sys.executable, "WORKTREE": str(tmp_path / "evidence"),
            "LOGS": str(tmp_path / "logs"), "PYTHONPATH": str(ROOT)}
     script = ["bash", str(main / "papermill_runs" / "evidence_sitting.sh"), "finish"]
@@ -191,6 +194,7 @@ def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main:
     done = subprocess.run(script, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert not stage.exists() and (main / "papermill_runs" / "evidence-queue.log").is_file()
+    assert (main / "bench" / "results" / "tempering-audit-glyphs.json").read_text() == '{"dataset": "glyphs"}'
     assert (folder / "runs" / "02-seed0-cbbc5edd53" / "figures").is_dir()
     assert (folder / "results.csv").read_bytes() == (committed / "results.csv").read_bytes()
     assert json.loads((folder / "compute.json").read_text())
@@ -199,3 +203,4 @@ def test_finish_refuses_an_unfinished_queue_and_then_replaces_the_old_runs(main:
     # the table of the batches, rewritten and staged: the glyph diagnosis finished, the others have no run
     table = (main / "docs" / "batches.md").read_text()
     assert "| [`glyphs-diagnosis`]" in table and "| 1 of 1 finished |" in table and "M  docs/batches.md" in staged
+    assert "A  bench/results/tempering-audit-glyphs.json" in staged
