@@ -1,7 +1,8 @@
 """The README's generated blocks: the verdict table chapter 05's verdicts
-give (``python -m calibkd.runs readme-table``), and the table of what changed
-since the first verdicts (``verdict_history``). A test keeps both equal to
-what the committed batches give."""
+give (``python -m calibkd.runs readme-table``), the table of what changed
+since the first verdicts (``verdict_history``) and the tempering audits
+(``tempering_table``). A test keeps them equal to what the committed
+batches and audits give."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pandas as pd
 
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import study_verdicts, verdict_text
-from calibkd.runs import verdict_history
+from calibkd.runs import tempering_table, verdict_history
 from calibkd.runs.table_rows import markdown_table, merged_rows, write_generated
 
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
@@ -57,15 +58,18 @@ def replace_readme_table(text: str, table: str) -> str:
 
 def readme_with_verdicts(text: str, runs_root: Path, project_root: Path) -> tuple[str, pd.DataFrame]:
     """The README ``text`` with its generated blocks as the batches under
-    ``runs_root`` give them: the verdict table, and, where the README has
-    its block, the table of what changed since the first verdicts (from
-    ``verdict_history.HISTORY_FILE`` under ``project_root``); and the verdicts."""
+    ``runs_root`` give them: the verdict table and, where the README has
+    their blocks, the table of what changed since the first verdicts (from
+    ``verdict_history.HISTORY_FILE`` under ``project_root``) and the
+    tempering audits (``tempering_table.AUDIT_GLOB`` under it); and the verdicts."""
     found, _ = study_verdicts(runs_root)
     new = replace_readme_table(text, readme_table(found))
     if verdict_history.CHANGES_START in new:
         history = verdict_history.load_history(Path(project_root) / verdict_history.HISTORY_FILE)
         new = verdict_history.replace_changes_table(
             new, verdict_history.changes_table(verdict_history.changes(history, found)))
+    if tempering_table.TEMPERING_START in new:
+        new = tempering_table.replace_tempering_block(new, tempering_table.tempering_block(Path(project_root)))
     return new, found
 
 
@@ -73,9 +77,9 @@ def readme_main(argv: Sequence[str] | None = None) -> int:
     """``python -m calibkd.runs readme-table``: compute chapter 05's verdicts
     from the committed batches (``study_verdicts``) and write them as the
     README's verdict table, between its markers, and, where the README has
-    its block, the table of what changed since the first verdicts
-    (``verdict_history``); ``--check`` writes nothing and exits 1 when the
-    README differs."""
+    their blocks, the table of what changed since the first verdicts
+    (``verdict_history``) and the tempering audits (``tempering_table``);
+    ``--check`` writes nothing and exits 1 when the README differs."""
     import argparse
     import sys
 
