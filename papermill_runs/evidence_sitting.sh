@@ -8,7 +8,7 @@
 #   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
 #   papermill_runs/evidence_sitting.sh reproduce        # one run of each verdict batch retrained from nothing, compared
 #   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated,
-#                                                       # and the tables generated from them rewritten
+#                                                       # the tables generated from them rewritten, chapter 05 re-executed
 #
 # The staging folder papermill_runs/evidence-in-progress/ holds, on main:
 #   COMMIT                     the one commit every evidence run is made at (written by the first begin)
@@ -173,7 +173,13 @@ finish() {
     "$py" -m calibkd.runs readme-table --readme "$MAIN/README.md" --runs-root "$MAIN/papermill_runs"
     git -C "$MAIN" add README.md
   fi
-  echo "finished: review 'git -C $MAIN status', then commit (chapter 05 re-executed and the README's prose follow: docs/batches.md)"
+  # chapter 05 reads the batches: re-executed in place (deterministic; seconds)
+  if [ -f "$MAIN/notebooks/05_results.py" ]; then
+    OMP_WAIT_POLICY=PASSIVE CALIBKD_PROGRESS=0 PYDEVD_DISABLE_FILE_VALIDATION=1 JUPYTER_PLATFORM_DIRS=1 \
+      "$py" -m calibkd.course.notebook_tools execute "$MAIN/notebooks/05_results.py"
+    git -C "$MAIN" add notebooks/05_results.ipynb
+  fi
+  echo "finished: review 'git -C $MAIN status', then commit (the README's and docs/history.md's prose follow: docs/batches.md)"
 }
 
 case "${1:-}" in
