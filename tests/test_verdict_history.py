@@ -75,7 +75,7 @@ def test_the_block_is_replaced_only_where_the_readme_has_it():
     assert vh.replace_changes_table(text, "new") == f"intro\n{vh.CHANGES_START}\nnew\n{vh.CHANGES_END}\nrest\n"
     assert vh.replace_changes_table("no block", "new") == "no block"
     with pytest.raises(ConfigError, match="broken"):
-        vh.replace_changes_table(f"{vh.CHANGES_END} before {vh.CHANGES_START}", "new")
+        vh.replace_changes_table(f"{vh.CHANGES_END}\nbefore\n{vh.CHANGES_START}\n", "new")
 
 
 def test_a_missing_or_malformed_history_is_a_clear_error(tmp_path):

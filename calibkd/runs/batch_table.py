@@ -9,7 +9,6 @@ the documentation cannot go stale when a batch is re-run.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -19,7 +18,7 @@ from calibkd.runs.batches import BATCH_FILE, load_batch
 from calibkd.runs.estimate import duration
 from calibkd.runs.results import run_code
 from calibkd.runs.runner import status_table
-from calibkd.runs.table_rows import markdown_table, write_generated
+from calibkd.runs.table_rows import markdown_table, replace_marked_block, write_generated
 
 #: The markers between which ``python -m calibkd.runs batches-table`` writes the table.
 TABLE_START, TABLE_END = "<!-- batches:start -->", "<!-- batches:end -->"
@@ -93,14 +92,9 @@ def batches_table(runs_root: Path) -> str:
 
 
 def replace_block(text: str, table: str) -> str:
-    """``text`` with the block between ``TABLE_START`` and ``TABLE_END``, each
-    on a line of its own (the markers may be quoted in prose), replaced by
-    ``table``; a clear error without the markers."""
-    start = re.search(f"^{re.escape(TABLE_START)}$", text, re.MULTILINE)
-    end = re.search(f"^{re.escape(TABLE_END)}$", text, re.MULTILINE)
-    if not start or not end or end.start() < start.end():
-        raise ConfigError(f"{DOCS_FILE} has no {TABLE_START} ... {TABLE_END} block for the batches' table")
-    return text[:start.end()] + "\n" + table + "\n" + text[end.start():]
+    """``text`` (docs/batches.md) with its block between ``TABLE_START`` and
+    ``TABLE_END`` replaced by ``table``; a clear error without the markers."""
+    return replace_marked_block(text, TABLE_START, TABLE_END, table, str(DOCS_FILE))
 
 
 def batches_table_main(argv: Sequence[str] | None = None) -> int:

@@ -15,7 +15,7 @@ import pandas as pd
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import study_verdicts, verdict_text
 from calibkd.runs import tempering_table, verdict_history
-from calibkd.runs.table_rows import markdown_table, merged_rows, write_generated
+from calibkd.runs.table_rows import markdown_table, merged_rows, replace_marked_block, write_generated
 
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
@@ -50,10 +50,7 @@ def readme_table(verdict_table: pd.DataFrame) -> str:
 def replace_readme_table(text: str, table: str) -> str:
     """``text`` (the README) with the block between ``README_START`` and
     ``README_END`` replaced by ``table``; a clear error without the markers."""
-    start, end = text.find(README_START), text.find(README_END)
-    if start < 0 or end < start:
-        raise ConfigError(f"the README has no {README_START} ... {README_END} block for the verdict table")
-    return text[:start + len(README_START)] + "\n" + table + "\n" + text[end:]
+    return replace_marked_block(text, README_START, README_END, table, "the README")
 
 
 def readme_with_verdicts(text: str, runs_root: Path, project_root: Path) -> tuple[str, pd.DataFrame]:
@@ -68,7 +65,7 @@ def readme_with_verdicts(text: str, runs_root: Path, project_root: Path) -> tupl
         history = verdict_history.load_history(Path(project_root) / verdict_history.HISTORY_FILE)
         new = verdict_history.replace_changes_table(
             new, verdict_history.changes_table(verdict_history.changes(history, found)))
-    if tempering_table.TEMPERING_START in new:
+    if re.search(f"^{re.escape(tempering_table.TEMPERING_START)}$", new, re.MULTILINE):
         new = tempering_table.replace_tempering_block(new, tempering_table.tempering_block(Path(project_root)))
     return new, found
 

@@ -1,11 +1,15 @@
 """The generated Markdown tables of the README and docs: rows merged where
 they differ in one column only (one row for several regimes or claims), the
-table itself, and the file written (or checked) with it."""
+table itself, the block between two marker lines it replaces, and the file
+written (or checked) with it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
+
+from calibkd.errors import ConfigError
 
 
 def merged_rows(rows: list[dict], by: str, joiner: str) -> list[dict]:
@@ -43,3 +47,19 @@ def write_generated(path: Path, text: str, new: str, what: str, check: bool, not
         atomic_write_text(path, new)
     print(f"{path}: {what} {'written' if new != text else 'already up to date'}{note}")
     return 0
+
+
+def replace_marked_block(text: str, start: str, end: str, block: str, where: str, required: bool = True) -> str:
+    """``text`` with the lines between the marker lines ``start`` and ``end``
+    (each a line of its own, so prose may quote a marker) replaced by
+    ``block``. Without the markers: a clear error naming ``where`` if the
+    block is ``required``, else ``text`` unchanged; a broken pair is an error."""
+    first = re.search(f"^{re.escape(start)}$", text, re.MULTILINE)
+    last = re.search(f"^{re.escape(end)}$", text, re.MULTILINE)
+    if not first and not last:
+        if required:
+            raise ConfigError(f"{where} has no {start} ... {end} block")
+        return text
+    if not first or not last or last.start() < first.end():
+        raise ConfigError(f"{where}: its {start} ... {end} block is broken")
+    return text[:first.end()] + "\n" + block + "\n" + text[last.start():]

@@ -8,11 +8,10 @@ markers, so the README says what the audits measured and nothing else.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from calibkd.errors import ConfigError
-from calibkd.runs.table_rows import markdown_table
+from calibkd.runs.table_rows import markdown_table, replace_marked_block
 
 #: Where the audits are, relative to the project root (``tempering-audit.json``, ``tempering-audit-glyphs.json``).
 AUDIT_GLOB = "bench/results/tempering-audit*.json"
@@ -47,13 +46,6 @@ def tempering_block(project_root: Path) -> str:
 
 
 def replace_tempering_block(text: str, block: str) -> str:
-    """``text`` with the lines between ``TEMPERING_START`` and
-    ``TEMPERING_END`` (each on a line of its own) replaced by ``block``;
-    ``text`` unchanged when it has no such block."""
-    start = re.search(f"^{re.escape(TEMPERING_START)}$", text, re.MULTILINE)
-    end = re.search(f"^{re.escape(TEMPERING_END)}$", text, re.MULTILINE)
-    if not start and not end:
-        return text
-    if not start or not end or end.start() < start.end():
-        raise ConfigError(f"the README's {TEMPERING_START} ... {TEMPERING_END} block is broken")
-    return text[:start.end()] + "\n" + block + "\n" + text[end.start():]
+    """``text`` (the README) with its block between ``TEMPERING_START`` and
+    ``TEMPERING_END`` replaced by ``block``; unchanged when it has none."""
+    return replace_marked_block(text, TEMPERING_START, TEMPERING_END, block, "the README", required=False)

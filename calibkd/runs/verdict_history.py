@@ -28,7 +28,7 @@ import pandas as pd
 
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import VERDICTS
-from calibkd.runs.table_rows import markdown_table, merged_rows
+from calibkd.runs.table_rows import markdown_table, merged_rows, replace_marked_block
 
 #: The record of readings 1 and 2, relative to the project root.
 HISTORY_FILE = Path("docs") / "verdict-history.csv"
@@ -104,11 +104,6 @@ def changes_table(frame: pd.DataFrame) -> str:
 
 
 def replace_changes_table(text: str, table: str) -> str:
-    """``text`` with the block between ``CHANGES_START`` and ``CHANGES_END``
-    replaced by ``table``; ``text`` unchanged when it has no such block."""
-    start, end = text.find(CHANGES_START), text.find(CHANGES_END)
-    if start < 0 and end < 0:
-        return text
-    if start < 0 or end < start:
-        raise ConfigError(f"the README's {CHANGES_START} ... {CHANGES_END} block is broken")
-    return text[:start + len(CHANGES_START)] + "\n" + table + "\n" + text[end:]
+    """``text`` (the README) with the block between ``CHANGES_START`` and
+    ``CHANGES_END`` replaced by ``table``; unchanged when it has no such block."""
+    return replace_marked_block(text, CHANGES_START, CHANGES_END, table, "the README", required=False)
