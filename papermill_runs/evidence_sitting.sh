@@ -164,7 +164,8 @@ finish() {
   rm -rf "$STAGE"
   git -C "$MAIN" add $(for b in $BATCHES; do echo "papermill_runs/$b"; done) papermill_runs/evidence-queue.log
   [ -f "$MAIN/bench/results/tempering-audit-glyphs.json" ] && git -C "$MAIN" add bench/results/tempering-audit-glyphs.json
-  # the tables generated from the batches: docs/batches.md's list of them, the README's verdicts
+  # the tables generated from the batches: docs/batches.md's list of them, the README's verdicts (and
+  # docs/history.md's table of what changed)
   if [ -f "$MAIN/docs/batches.md" ]; then
     "$py" -m calibkd.runs batches-table --docs "$MAIN/docs/batches.md" --runs-root "$MAIN/papermill_runs"
     git -C "$MAIN" add docs/batches.md
@@ -172,6 +173,7 @@ finish() {
   if [ -f "$MAIN/README.md" ]; then
     "$py" -m calibkd.runs readme-table --readme "$MAIN/README.md" --runs-root "$MAIN/papermill_runs"
     git -C "$MAIN" add README.md
+    [ -f "$MAIN/docs/history.md" ] && git -C "$MAIN" add docs/history.md
   fi
   # chapter 05 reads the batches: re-executed in place (deterministic; seconds)
   if [ -f "$MAIN/notebooks/05_results.py" ]; then

@@ -169,16 +169,20 @@ def _readme_verdict_rows() -> list[list[str]]:
 
 
 def test_the_readme_verdict_table_is_what_the_committed_batches_give():
-    """The verdict table between the README's markers (and the table of what
-    changed since the first verdicts, where the README has it) is exactly
+    """The verdict table between the README's markers (with the earlier
+    readings, and the tempering audits) and docs/history.md's table of what
+    changed since the first verdicts are exactly
     what ``python -m calibkd.runs readme-table`` computes from the committed
     batches (chapter 05's claims, regime-check gate included): after a
     re-run of the batches, run that command."""
     from calibkd.runs import readme
 
     text = README.read_text(encoding="utf-8")
-    assert readme.readme_with_verdicts(text, ROOT / "papermill_runs", ROOT)[0] == text, \
-        "the README's verdict tables are out of date: run `python -m calibkd.runs readme-table`"
+    new, found = readme.readme_with_verdicts(text, ROOT / "papermill_runs", ROOT)
+    assert new == text, "the README's verdict tables are out of date: run `python -m calibkd.runs readme-table`"
+    history = (ROOT / readme.HISTORY_PAGE).read_text(encoding="utf-8")
+    assert readme.with_generated_blocks(history, found, ROOT) == history, \
+        "docs/history.md's table of what changed is out of date: run `python -m calibkd.runs readme-table`"
 
 
 def test_the_committed_batches_table_is_what_the_batches_give():
@@ -207,7 +211,7 @@ def test_the_readme_findings_are_those_chapter_05_shows():
                 shown += "".join(text) if isinstance(text, list) else text
     rows = _readme_verdict_rows()
     assert len(rows) >= 5
-    for claims_cell, where, verdict, interval in rows:
+    for claims_cell, where, verdict, interval, *_earlier in rows:
         regimes = where.split(";")[0].split(", ")
         for claim in claims_cell.split("; "):
             for regime in regimes:

@@ -87,3 +87,23 @@ def test_the_readme_command_writes_then_checks(tmp_path, capsys):
     assert "up to date" in capsys.readouterr().out
     readme.write_text("no markers")
     assert readme_tables.readme_main(["--readme", str(readme)]) == 2
+
+
+def test_the_readme_table_shows_the_earlier_readings_and_says_a_common_seed_count_once():
+    history = pd.DataFrame([{"claim": "C-cud", "regime": "default", "first": "mixed (one part each way)",
+                             "strict rule, same runs": "not supported"}])
+    verdicts = pd.DataFrame([
+        {"claim": "C-cud", "regime": "default", "verdict": "supported", "detail": "every part holds",
+         "data": "fashion_mnist, 3 seeds", "key interval": "cud − kd: ..."},
+        {"claim": "C-cud (glyphs)", "regime": "default", "verdict": "supported", "detail": "every part holds",
+         "data": "glyphs, 3 seeds", "key interval": "cud − kd: ..."},
+        {"claim": "C-cardinality", "regime": "default", "verdict": "not supported", "detail": "within noise",
+         "data": "glyphs vs fashion_mnist", "key interval": "glyphs − fashion_mnist: ..."}])
+    table = readme_tables.readme_table(verdicts, history).splitlines()
+    assert table[0] == f"| claim | regime, data (3 seeds) | verdict | key interval | {readme_tables.EARLIER} |"
+    assert table[2] == "| C-cud | default; fashion_mnist | supported: every part holds | cud − kd: ... | mixed; not supported |"
+    assert table[3].endswith("| default; glyphs | supported: every part holds | cud − kd: ... | not reported; not reported |")
+    assert "| default; glyphs vs fashion_mnist |" in table[4]
+    # batches with different numbers of seeds keep theirs on each row
+    mixed = verdicts.assign(data=["fashion_mnist, 3 seeds", "glyphs, 1 seed", "glyphs vs fashion_mnist"])
+    assert "| default; glyphs, 1 seed |" in readme_tables.readme_table(mixed, history)

@@ -1,5 +1,6 @@
-"""How the study's verdicts moved, and what moved them: the README's
-"What changed since the first verdicts" table.
+"""How the study's verdicts moved, and what moved them: docs/history.md's
+table of what changed since the first verdicts (the README shows the two
+earlier readings beside each verdict).
 
 Three readings of each claim, side by side:
 
@@ -96,7 +97,7 @@ def changes(history: pd.DataFrame, verdicts: pd.DataFrame) -> pd.DataFrame:
 
 
 def changes_table(frame: pd.DataFrame) -> str:
-    """``changes`` as the README's Markdown table (rows equal but for the
+    """``changes`` as docs/history.md's Markdown table (rows equal but for the
     regime, then but for the claim, merged, as in the verdict table)."""
     rows = merged_rows(merged_rows([dict(r) for _, r in frame.iterrows()], "regime", ", "), "claim", "; ")
     columns = ["claim", "regime", "first", "strict rule, same runs", "now", "moved by"]
@@ -104,6 +105,6 @@ def changes_table(frame: pd.DataFrame) -> str:
 
 
 def replace_changes_table(text: str, table: str) -> str:
-    """``text`` (the README) with the block between ``CHANGES_START`` and
+    """``text`` (docs/history.md) with the block between ``CHANGES_START`` and
     ``CHANGES_END`` replaced by ``table``; unchanged when it has no such block."""
-    return replace_marked_block(text, CHANGES_START, CHANGES_END, table, "the README", required=False)
+    return replace_marked_block(text, CHANGES_START, CHANGES_END, table, "docs/history.md", required=False)
