@@ -6,6 +6,7 @@
 #
 #   papermill_runs/evidence_sitting.sh begin [COMMIT]   # worktree at the evidence commit, staged runs restored, queue started
 #   papermill_runs/evidence_sitting.sh land             # finished runs and training records -> main, committed
+#   papermill_runs/evidence_sitting.sh status           # the queue, each batch's staged and finished runs, the run in progress
 #   papermill_runs/evidence_sitting.sh reproduce        # one run of each verdict batch retrained from nothing, compared
 #   papermill_runs/evidence_sitting.sh finish           # every run staged: they replace the batches' runs; aggregated,
 #                                                       # the tables generated from them rewritten, chapter 05 re-executed
@@ -109,6 +110,25 @@ land() {
     && echo "committed $landed run(s)" || echo "nothing new to commit"
 }
 
+status() {
+  # where the evidence stands: the queue, each batch's staged and finished runs, the run in progress
+  test -f "$STAGE/COMMIT" || { echo "no evidence sitting has begun (no $STAGE/COMMIT)"; exit 2; }
+  if queue_running; then echo "queue: running"; else echo "queue: not running (begin starts it)"; fi
+  [ -f "$LOGS/queue.log" ] && tail -n 3 "$LOGS/queue.log"
+  for b in $BATCHES; do
+    local staged=0 finished=0 partial
+    [ -d "$STAGE/$b/runs" ] && staged=$(find "$STAGE/$b/runs" -mindepth 1 -maxdepth 1 -type d | wc -l)
+    [ -d "$WORKTREE/papermill_runs/$b/runs" ] && \
+      finished=$(grep -l '"status": *"finished"' "$WORKTREE/papermill_runs/$b/runs"/*/run.json 2>/dev/null | wc -l)
+    echo "$b: $staged staged on main, $finished finished in the worktree"
+    for partial in "$WORKTREE/papermill_runs/$b/runs"/.*.partial; do
+      [ -f "$partial/log.txt" ] || continue   # a run in progress (not Dask's scratch folder)
+      echo "  in progress: $(basename "$partial" | cut -d. -f2), $(cat "$partial"/*.ipynb 2>/dev/null \
+        | grep -o '(key [0-9a-f]\{16\})' | sort -u | wc -l) models trained or loaded so far"
+    done
+  done
+}
+
 reproduce() {
   # in the worktree, at the evidence commit, with its own code first; each report once
   source "$HERE/evidence_env.sh"
@@ -187,7 +207,8 @@ finish() {
 case "${1:-}" in
   begin) shift; begin "$@" ;;
   land) land ;;
+  status) status ;;
   reproduce) reproduce ;;
   finish) finish ;;
-  *) echo "usage: $0 begin [COMMIT] | land | reproduce | finish"; exit 2 ;;
+  *) echo "usage: $0 begin [COMMIT] | land | status | reproduce | finish"; exit 2 ;;
 esac

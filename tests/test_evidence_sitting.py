@@ -116,6 +116,16 @@ def test_a_sitting_begins_clean_and_lands_only_finished_runs_on_main(main: Path,
     assert "1 more finished run" in git(main, "log", "-1", "--format=%s")
     # landing again adds nothing and commits nothing
     assert "nothing new" in sitting(main, tmp_path, "land").stdout
+    # status: per batch, what is staged on main and finished in the worktree, and the run in progress
+    partial = runs / ".04-seed0-c.vm-1-ab.partial"
+    partial.mkdir()
+    (partial / "log.txt").write_text("")
+    (partial / "04_student_distillation.ipynb").write_text('"default: loaded (key 0123456789abcdef)" '
+                                                           '"default/student/ce: trained (key fedcba9876543210)"')
+    shown = sitting(main, tmp_path, "status").stdout
+    assert "tuning-fmnist: 1 staged on main, 1 finished in the worktree" in shown
+    assert "in progress: 04-seed0-c, 2 models trained or loaded so far" in shown
+    assert "reference-fmnist: 0 staged on main, 0 finished in the worktree" in shown
 
     # a fresh machine: no worktree, no logs; the next sitting restores the landed run at the same commit
     git(main, "worktree", "remove", "--force", str(worktree))
