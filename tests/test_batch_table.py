@@ -23,7 +23,9 @@ def finish(batch: Path, run_id: str, seconds: float, provenance: dict) -> None:
     """A finished run as the runner leaves it: ``run.json`` and ``provenance.json``."""
     folder = batch / "runs" / run_id
     folder.mkdir(parents=True)
-    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "status": "finished", "seconds": seconds}))
+    grid = {"seed": int(run_id.split("-seed")[1].split("-")[0])} if "-seed" in run_id else {}
+    (folder / "run.json").write_text(json.dumps({"run_id": run_id, "status": "finished", "seconds": seconds,
+                                                 "grid": grid}))
     (folder / "provenance.json").write_text(json.dumps(provenance))
 
 
@@ -100,3 +102,12 @@ def test_the_command_writes_the_block_and_check_says_when_it_is_stale(batch: Pat
     assert batch_table.batches_table_main([*args, "--check"]) == 0
     docs.write_text("no markers")
     assert batch_table.batches_table_main(args) == 2
+
+
+def test_finished_runs_of_an_earlier_definition_are_counted_apart_and_still_described(batch: Path) -> None:
+    first, _ = run_ids(batch)
+    finish(batch, first, 100.0, {**CODE, "git_commit": "0123456789abcdef", "git_dirty": False})
+    finish(batch, "04-seed1-0ld0ld0ld0", 50.0, {**CODE, "git_commit": "0123456789abcdef", "git_dirty": False})
+    row = dict(zip(batch_table.COLUMNS, batch_table.batch_row(batch)))
+    assert row["runs"] == "1 of 2 finished; 1 of an earlier definition"
+    assert row["wall time per run (last sitting)"] == "seed 0: 1 min 40 s; seed 1: 50 s"

@@ -185,6 +185,21 @@ def test_committed_batch_definitions_are_valid():
     assert len(load_batch(ROOT / "papermill_runs" / "smoke-example").runs) == 2
 
 
+def test_each_verdict_batch_reads_its_settings_from_the_tuning_batch_of_its_dataset():
+    """Issue 15: the batches chapter 05's verdicts rest on use the settings
+    chosen on validation, each from the tuning batch of its own dataset (and
+    that tuning batch tunes every regime the verdict batch runs)."""
+    for name, tuning in (("reference-fmnist", "tuning-fmnist"), ("long-tail-fmnist", "tuning-fmnist"),
+                         ("glyphs-central", "tuning-glyphs")):
+        batch, tuner = load_batch(ROOT / "papermill_runs" / name), load_batch(ROOT / "papermill_runs" / tuning)
+        tuned = {regime for run in tuner.runs for regime in run.parameters["regimes"]}
+        for run in batch.runs:
+            assert run.parameters["tuning"] == tuning, name
+            assert run.parameters["dataset"] == tuner.runs[0].parameters["dataset"], name
+            assert set(run.parameters["regimes"]) <= tuned, name
+        assert all(run.parameters["tuning"] == "run" for run in tuner.runs), tuning
+
+
 def test_a_folder_written_by_another_definition_is_refused(tmp_path, stand_in):
     root = write_batch(tmp_path / "b", simple({"seed": [0, 1]}))
     write_record(load_batch(root, stand_in))

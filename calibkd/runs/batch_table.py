@@ -16,7 +16,7 @@ from calibkd.errors import ConfigError
 from calibkd.runs import store as run_store
 from calibkd.runs.batches import BATCH_FILE, load_batch
 from calibkd.runs.estimate import duration
-from calibkd.runs.results import run_code
+from calibkd.runs.results import finished_runs, run_code
 from calibkd.runs.runner import status_table
 from calibkd.runs.table_rows import markdown_table, replace_marked_block, write_generated
 
@@ -71,16 +71,22 @@ def training(root: Path) -> str:
 
 
 def batch_row(root: Path) -> list[str]:
-    """One batch's row of the table (see ``COLUMNS``)."""
+    """One batch's row of the table (see ``COLUMNS``): its definition's runs
+    and how many finished, and every finished run in its folder (what
+    chapter 05 reads), including runs of an earlier definition."""
     batch = load_batch(root)
-    rows = status_table(root)
-    finished = [r for r in rows if r["state"] == "finished"]
-    provenances = [run_store.read_json(run_store.run_dir(batch.root, r["run_id"]) / "provenance.json")
-                   for r in finished]
-    walls = "; ".join(f"{_run_label(r['grid'])}: {duration(r['seconds'])}" for r in finished) or "-"
+    defined = {r["run_id"]: r for r in status_table(root)}
+    folders = finished_runs(batch.root)
+    records = [run_store.read_json(folder / "run.json") for folder in folders]
+    provenances = [run_store.read_json(folder / "provenance.json") for folder in folders]
+    finished = sum(folder.name in defined for folder in folders)
+    earlier = len(folders) - finished
+    runs = f"{finished} of {len(defined)} finished" + (f"; {earlier} of an earlier definition" if earlier else "")
+    walls = "; ".join(f"{_run_label(record.get('grid') or {})}: {duration(float(record.get('seconds', 0)))}"
+                      for record in records) or "-"
     name = batch.root.name
-    return [f"[`{name}`](../papermill_runs/{name}/{BATCH_FILE})", batch.description or "-",
-            f"{len(finished)} of {len(rows)} finished", made_at(provenances), walls, training(batch.root)]
+    return [f"[`{name}`](../papermill_runs/{name}/{BATCH_FILE})", batch.description or "-", runs,
+            made_at(provenances), walls, training(batch.root)]
 
 
 def batches_table(runs_root: Path) -> str:
