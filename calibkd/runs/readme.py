@@ -65,8 +65,8 @@ def readme_table(verdict_table: pd.DataFrame, history: pd.DataFrame | None = Non
         (count,) = seeds  # every batch has as many seeds: said once, in the header
         columns[1] = f"regime, data ({count})"
         rows = [{**r, "data": SEEDS.sub("", r["data"])} for r in rows]
-    return markdown_table(columns, [[r["claim"], f"{r['regime']}; {r['data']}", r["verdict"], r["key"],
-                                     r["earlier"]][:len(columns)] for r in rows])
+    return markdown_table(columns, [[r["claim"], f"{r['regime']}; {r['data']}", r["verdict"], r["key"]]
+                                    + ([r["earlier"]] if history is not None else []) for r in rows])
 
 
 def replace_readme_table(text: str, table: str) -> str:
