@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
+import pytest
 
 from calibkd.runs import claims
 from calibkd.runs.regime_checks import regime_checks
@@ -48,3 +51,30 @@ def test_a_batch_names_the_tuning_batch_its_settings_come_from(tmp_path):
     assert tuning_batch(batch("own", "run"), tmp_path) is None
     assert tuning_batch(batch("plain", None), tmp_path) is None
     assert tuning_batch(tmp_path / "missing", tmp_path) is None
+
+
+
+def test_what_a_batchs_finished_runs_recorded_decides_its_tuning_batch(tmp_path):
+    """A definition edited for a re-run (it now names a tuning batch) does not
+    change what the runs already made used; runs that disagree are refused."""
+    from calibkd.errors import ConfigError
+    from calibkd.runs.companions import tuning_batch
+
+    root = tmp_path / "reference"
+    root.mkdir()
+    (root / "batch.yaml").write_text("notebooks: [04_student_distillation]\nparameters:\n  tuning: tuning-fmnist\n")
+
+    def run(name: str, tuning: str | None) -> None:
+        folder = root / "runs" / name
+        folder.mkdir(parents=True)
+        (folder / "run.json").write_text('{"status": "finished"}')
+        recorded = f"  tuning: '{tuning}'\n" if tuning is not None else ""
+        (folder / "parameters.yaml").write_text(f"run_id: {name}\nparameters:\n  seed: 0\n{recorded}")
+
+    run("04-seed0-old", None)  # made before the parameter existed: the config's settings
+    assert tuning_batch(root, tmp_path) is None
+    run("04-seed1-new", "tuning-fmnist")
+    with pytest.raises(ConfigError, match="different tuning settings"):
+        tuning_batch(root, tmp_path)
+    shutil.rmtree(root / "runs" / "04-seed0-old")
+    assert tuning_batch(root, tmp_path) == tmp_path / "tuning-fmnist"

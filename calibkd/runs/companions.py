@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from calibkd.errors import ConfigError
 from calibkd.io import load_yaml
 from calibkd.runs.claims import CARDINALITY_BATCH, LONG_TAIL_BATCH, MAIN_BATCH
+from calibkd.runs.results import finished_runs
 
 #: The value that picks the committed companion only next to the committed main batch.
 AUTO = "auto"
@@ -53,11 +55,31 @@ def batch_folder(name: str, runs_root: Path) -> Path | None:
     return path if path.is_absolute() else Path(runs_root) / path
 
 
+def _recorded_tuning(root: Path) -> set[str]:
+    """The ``tuning`` values the batch's finished runs recorded (a run made
+    before the parameter existed used the config's settings: ``""``)."""
+    values = set()
+    for folder in finished_runs(Path(root)):
+        record = load_yaml((folder / "parameters.yaml").read_text()) if (folder / "parameters.yaml").is_file() else {}
+        values.add(str(((record or {}).get("parameters") or {}).get("tuning") or ""))
+    return values
+
+
 def tuning_batch(root: Path, runs_root: Path) -> Path | None:
-    """The tuning batch whose choices batch ``root`` used (its ``tuning``
-    parameter names one), or ``None`` when it used the config's settings or
-    tuned inside its own runs (``tuning: run``)."""
-    definition = Path(root) / "batch.yaml"
-    text = definition.read_text() if definition.is_file() else ""
-    name = ((load_yaml(text) or {}).get("parameters") or {}).get("tuning", "") if text else ""
+    """The tuning batch whose choices batch ``root``'s runs used, or ``None``
+    when they used the config's settings or tuned inside their own runs
+    (``tuning: run``). What the finished runs recorded decides (a definition
+    edited since, for a re-run, does not change what they did); a batch
+    with no finished run is read from its definition. Runs that used
+    different settings are an error: their results are not one experiment."""
+    recorded = _recorded_tuning(root)
+    if len(recorded) > 1:
+        raise ConfigError(f"the finished runs of batch {Path(root).name} used different tuning settings "
+                          f"{sorted(recorded)}: re-run them with one")
+    if recorded:
+        (name,) = recorded
+    else:
+        definition = Path(root) / "batch.yaml"
+        text = definition.read_text() if definition.is_file() else ""
+        name = ((load_yaml(text) or {}).get("parameters") or {}).get("tuning", "") if text else ""
     return batch_folder(name, runs_root) if name and name != "run" else None
