@@ -17,7 +17,6 @@ from calibkd.runs import store as run_store
 from calibkd.runs.batches import BATCH_FILE, load_batch
 from calibkd.runs.estimate import duration
 from calibkd.runs.results import finished_runs, run_code
-from calibkd.runs.runner import status_table
 from calibkd.runs.table_rows import markdown_table, replace_marked_block, write_generated
 
 #: The markers between which ``python -m calibkd.runs batches-table`` writes the table.
@@ -75,7 +74,7 @@ def batch_row(root: Path) -> list[str]:
     and how many finished, and every finished run in its folder (what
     chapter 05 reads), including runs of an earlier definition."""
     batch = load_batch(root)
-    defined = {r["run_id"]: r for r in status_table(root)}
+    defined = {spec.run_id for spec in batch.runs}
     folders = finished_runs(batch.root)
     records = [run_store.read_json(folder / "run.json") for folder in folders]
     provenances = [run_store.read_json(folder / "provenance.json") for folder in folders]

@@ -28,8 +28,7 @@ from scipy import stats
 
 from calibkd.config import dataset_info
 from calibkd.errors import ConfigError
-from calibkd.io import load_yaml
-from calibkd.runs.results import collect, finished_runs, paired_differences
+from calibkd.runs.results import collect, finished_runs, paired_differences, recorded_parameters
 
 SHIFT_MEAN = "corruption_mean (severities 1-5)"
 #: Runs whose test split is itself shifted (glyphs: held-out fonts) also
@@ -526,8 +525,7 @@ def batch_datasets(root: Path) -> set[str]:
 
 def _run_dataset(folder: Path) -> str:
     """The dataset a finished run used (its recorded parameters)."""
-    record = load_yaml((folder / "parameters.yaml").read_text())
-    return record["parameters"].get("dataset", "fashion_mnist")
+    return recorded_parameters(folder).get("dataset", "fashion_mnist")
 
 
 #: C-cardinality's contrasts, per regime: (part, model, baseline, metric,

@@ -18,7 +18,7 @@ from pathlib import Path
 from calibkd.errors import ConfigError
 from calibkd.io import load_yaml
 from calibkd.runs.claims import CARDINALITY_BATCH, LONG_TAIL_BATCH, MAIN_BATCH
-from calibkd.runs.results import finished_runs
+from calibkd.runs.results import finished_runs, recorded_parameters
 
 #: The value that picks the committed companion only next to the committed main batch.
 AUTO = "auto"
@@ -58,11 +58,7 @@ def batch_folder(name: str, runs_root: Path) -> Path | None:
 def _recorded_tuning(root: Path) -> set[str]:
     """The ``tuning`` values the batch's finished runs recorded (a run made
     before the parameter existed used the config's settings: ``""``)."""
-    values = set()
-    for folder in finished_runs(Path(root)):
-        record = load_yaml((folder / "parameters.yaml").read_text()) if (folder / "parameters.yaml").is_file() else {}
-        values.add(str(((record or {}).get("parameters") or {}).get("tuning") or ""))
-    return values
+    return {str(recorded_parameters(folder).get("tuning") or "") for folder in finished_runs(Path(root))}
 
 
 def tuning_batch(root: Path, runs_root: Path) -> Path | None:

@@ -16,7 +16,8 @@ import pandas as pd
 from calibkd.errors import ConfigError
 from calibkd.runs.claims import study_verdicts, verdict_text
 from calibkd.runs import tempering_table, verdict_history
-from calibkd.runs.table_rows import markdown_table, merged_rows, replace_marked_block, write_generated
+from calibkd.runs.table_rows import (has_marked_block, markdown_table, merged_rows, replace_marked_block,
+                                     write_generated)
 
 #: The markers between which ``python -m calibkd.runs readme-table`` writes the README's verdict table.
 README_START, README_END = "<!-- verdicts:start -->", "<!-- verdicts:end -->"
@@ -75,11 +76,6 @@ def replace_readme_table(text: str, table: str) -> str:
     return replace_marked_block(text, README_START, README_END, table, "the README")
 
 
-def _has_block(text: str, start: str) -> bool:
-    """Whether ``text`` has the marker line ``start`` (a marker quoted in prose does not count)."""
-    return re.search(f"^{re.escape(start)}$", text, re.MULTILINE) is not None
-
-
 def _history(project_root: Path) -> pd.DataFrame | None:
     """The recorded earlier readings, where ``project_root`` has them."""
     path = Path(project_root) / verdict_history.HISTORY_FILE
@@ -91,14 +87,14 @@ def with_generated_blocks(text: str, found: pd.DataFrame, project_root: Path) ->
     table of what changed, the tempering audits) as the verdicts ``found``
     (``study_verdicts``) and the records under ``project_root`` give them."""
     history = _history(project_root)
-    if _has_block(text, README_START):
+    if has_marked_block(text, README_START):
         text = replace_readme_table(text, readme_table(found, history))
-    if _has_block(text, verdict_history.CHANGES_START):
+    if has_marked_block(text, verdict_history.CHANGES_START):
         if history is None:
             raise ConfigError(f"no verdict history under {project_root} ({verdict_history.HISTORY_FILE})")
         text = verdict_history.replace_changes_table(
             text, verdict_history.changes_table(verdict_history.changes(history, found)))
-    if _has_block(text, tempering_table.TEMPERING_START):
+    if has_marked_block(text, tempering_table.TEMPERING_START):
         text = tempering_table.replace_tempering_block(text, tempering_table.tempering_block(Path(project_root)))
     return text
 
@@ -107,7 +103,7 @@ def readme_with_verdicts(text: str, runs_root: Path, project_root: Path) -> tupl
     """The README ``text`` with its generated blocks (``with_generated_blocks``;
     the verdict table is required) as the batches under ``runs_root`` give
     them, and the verdicts."""
-    if not _has_block(text, README_START):
+    if not has_marked_block(text, README_START):
         raise ConfigError(f"the README has no {README_START} ... {README_END} block for the verdict table")
     found, _ = study_verdicts(runs_root)
     return with_generated_blocks(text, found, project_root), found

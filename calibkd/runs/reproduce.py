@@ -32,12 +32,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import pandas as pd
-import yaml
 
 from calibkd.errors import ConfigError
 from calibkd.io import atomic_write_text
 from calibkd.runs import store as run_store
 from calibkd.runs.batches import batch_root, load_batch
+from calibkd.runs.results import recorded_parameters
 
 #: The students every reproduction retrains with the chosen one: the references of every comparison.
 REFERENCE_STUDENTS = ("ce", "kd")
@@ -103,7 +103,7 @@ def reproduce(batch: str | Path, seed: int, method: str, regime: str | None = No
     folder = run_store.run_dir(root, spec.run_id)
     if run_store.run_state(root, spec.run_id) != "finished":
         raise ConfigError(f"run {spec.run_id} of batch {root.name} is not finished: nothing to compare with")
-    recorded = yaml.safe_load((folder / "parameters.yaml").read_text())["parameters"]
+    recorded = recorded_parameters(folder)
     regime = regime or list(recorded.get("regimes") or [recorded.get("regime")])[0]
     parameters = reproduction_parameters(recorded, regime, method)
     if cache is not None and cache.exists() and any(cache.iterdir()):

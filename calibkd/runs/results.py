@@ -32,7 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from calibkd.errors import ConfigError
-from calibkd.io import atomic_write_text
+from calibkd.io import atomic_write_text, load_yaml
 from calibkd.runs.store import FAILED, FINISHED, read_json, runs_dir
 
 #: the tidy tables of a run that batches collect: scores, shift suite, and fidelity
@@ -75,6 +75,11 @@ def finished_runs(root: Path) -> list[Path]:
     """Finished run folders of a batch (those holding ``run.json``)."""
 
     return sorted(p.parent for p in runs_dir(root).glob(f"*/{FINISHED}") if not p.parent.name.startswith("."))
+
+
+def recorded_parameters(folder: Path) -> dict[str, Any]:
+    """The resolved parameters a run recorded (``parameters`` of its ``parameters.yaml``)."""
+    return load_yaml((Path(folder) / "parameters.yaml").read_text())["parameters"]
 
 
 def collect(root: Path) -> pd.DataFrame:

@@ -49,13 +49,22 @@ def write_generated(path: Path, text: str, new: str, what: str, check: bool, not
     return 0
 
 
+def _marker_line(text: str, marker: str) -> re.Match | None:
+    """Where ``marker`` stands on a line of its own in ``text`` (quoted in prose, it does not count)."""
+    return re.search(f"^{re.escape(marker)}$", text, re.MULTILINE)
+
+
+def has_marked_block(text: str, start: str) -> bool:
+    """Whether ``text`` has the marker line ``start`` of a generated block."""
+    return _marker_line(text, start) is not None
+
+
 def replace_marked_block(text: str, start: str, end: str, block: str, where: str, required: bool = True) -> str:
     """``text`` with the lines between the marker lines ``start`` and ``end``
     (each a line of its own, so prose may quote a marker) replaced by
     ``block``. Without the markers: a clear error naming ``where`` if the
     block is ``required``, else ``text`` unchanged; a broken pair is an error."""
-    first = re.search(f"^{re.escape(start)}$", text, re.MULTILINE)
-    last = re.search(f"^{re.escape(end)}$", text, re.MULTILINE)
+    first, last = _marker_line(text, start), _marker_line(text, end)
     if not first and not last:
         if required:
             raise ConfigError(f"{where} has no {start} ... {end} block")
