@@ -7,6 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
+from calibkd.errors import ConfigError
 from calibkd.runs import claims
 from calibkd.runs.regime_checks import regime_checks
 
@@ -53,11 +54,9 @@ def test_a_batch_names_the_tuning_batch_its_settings_come_from(tmp_path):
     assert tuning_batch(tmp_path / "missing", tmp_path) is None
 
 
-
 def test_what_a_batchs_finished_runs_recorded_decides_its_tuning_batch(tmp_path):
     """A definition edited for a re-run (it now names a tuning batch) does not
     change what the runs already made used; runs that disagree are refused."""
-    from calibkd.errors import ConfigError
     from calibkd.runs.companions import tuning_batch
 
     root = tmp_path / "reference"
