@@ -9,6 +9,7 @@ import pytest
 
 from calibkd.errors import ConfigError
 from calibkd.runs import claims
+from calibkd.runs.companions import tuning_batch
 from calibkd.runs.regime_checks import regime_checks
 
 
@@ -39,8 +40,6 @@ def test_each_regime_shows_its_checks_over_seeds_and_whether_the_requirement_hol
 
 
 def test_a_batch_names_the_tuning_batch_its_settings_come_from(tmp_path):
-    from calibkd.runs.companions import tuning_batch
-
     def batch(name: str, tuning: str | None) -> object:
         folder = tmp_path / name
         folder.mkdir()
@@ -57,8 +56,6 @@ def test_a_batch_names_the_tuning_batch_its_settings_come_from(tmp_path):
 def test_what_a_batchs_finished_runs_recorded_decides_its_tuning_batch(tmp_path):
     """A definition edited for a re-run (it now names a tuning batch) does not
     change what the runs already made used; runs that disagree are refused."""
-    from calibkd.runs.companions import tuning_batch
-
     root = tmp_path / "reference"
     root.mkdir()
     (root / "batch.yaml").write_text("notebooks: [04_student_distillation]\nparameters:\n  tuning: tuning-fmnist\n")
