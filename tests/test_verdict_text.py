@@ -42,6 +42,14 @@ def test_the_key_comparison_is_what_sank_the_claim_else_the_strongest_primary():
     assert claims.key_comparison(EVIDENCE.iloc[0:0]) is None
 
 
+def test_a_claim_that_fails_is_keyed_to_a_comparison_that_failed():
+    held = evidence_row("cud - kd", "primary", "supports", -0.05, -0.06, -0.04, 0.002)
+    short = evidence_row("cud - kd", "primary", "within noise", 0.01, -0.02, 0.04, 0.40)
+    key = claims.key_comparison(pd.DataFrame([held, short]))
+    assert key["outcome"] == "within noise" and key["p_holm"] == 0.40
+    assert claims.key_comparison(pd.DataFrame([held]))["p_holm"] == 0.002  # a claim that holds: its strongest primary
+
+
 def test_verdict_sentences_name_the_intervals_a_reader_would_over_read():
     verdicts = pd.DataFrame([{"claim": "C-cud", "regime": "default", "verdict": "not supported",
                               "detail": "worse than the CE student"}])

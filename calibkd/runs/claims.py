@@ -688,15 +688,19 @@ def comparison_text(row: pd.Series, digits: int = 4, seeds: bool = True) -> str:
 
 def key_comparison(rows: pd.DataFrame) -> pd.Series | None:
     """The comparison a claim's verdict rests on most, among its evidence
-    rows: a contradicting primary, else a contradicting guard (what sank the
-    claim), else the primary with the smallest Holm-adjusted p; None when
-    none was tested."""
+    rows: what sank the claim if something did (a contradicting primary, else
+    a contradicting guard, else the primary within noise that came nearest to
+    holding), else the primary with the smallest Holm-adjusted p; None when
+    none was tested. So a claim that fails is never shown next to one of its
+    comparisons that held."""
     if rows.empty:
         return None
     tested = rows[rows["p_holm"].notna()]
     contradicts = tested["outcome"] == "contradicts"
     primary = tested["role"] == "primary"
-    for pick in (tested[contradicts & primary], tested[contradicts], tested[primary], tested):
+    short = tested["outcome"] == "within noise"
+    for pick in (tested[contradicts & primary], tested[contradicts], tested[short & primary], tested[primary],
+                 tested):
         if not pick.empty:
             return pick.sort_values("p_holm", kind="stable").iloc[0]
     return None
