@@ -484,10 +484,12 @@ for regime in regimes:
 display(Markdown("\n".join(f"- {line}" for line in standing) or "no CUD student in this batch"))
 
 # %% [markdown]
-# Where the glyph batch has one seed, its comparisons above read *not
-# tested*; what its runs show is then an observation, generated below from
-# the batch's means (KL to the truth is not part of any claim; it is shown
-# because only this dataset knows the true label distributions).
+# Two things only the glyph batch can show, generated below from its runs:
+# KL to the truth (only this dataset knows the true label distributions)
+# and CUD's accuracy against KD's. Neither is part of a claim, so each
+# difference carries its own unadjusted 95 % interval over seeds, paired
+# within a seed, with no multiplicity correction: an observation, not a
+# verdict. With one seed there is no interval, and the text says so.
 
 # %%
 from calibkd.study.findings import compare, model_name  # noqa: E402
@@ -495,6 +497,13 @@ from calibkd.study.findings import compare, model_name  # noqa: E402
 glyph_lines = []
 if glyph_root is not None and finished_runs(glyph_root):
     test_means = glyph_summary[glyph_summary["where"] == "test"].set_index(["regime", "model", "metric"])["mean"]
+    glyph_test = glyph_table[(glyph_table["where"] == "test") & (glyph_table["severity"] == 0)].drop(columns="severity")
+    glyph_intervals = {}  # (regime, model, reference, metric) -> (low, high), over >= 2 seeds
+    for reference_model in ("ce", "kd"):
+        if reference_model in set(glyph_test["model"]):
+            for r in paired_differences(glyph_test, reference=reference_model).itertuples():
+                if r.n >= 2 and pd.notna(r.ci_low):
+                    glyph_intervals[r.regime, r.model, reference_model, r.metric] = (r.ci_low, r.ci_high)
     for regime in glyph_regimes:
         mean = test_means.loc[regime]
         passes, why = claims.regime_check_status(glyph_table, regime)
@@ -504,8 +513,9 @@ if glyph_root is not None and finished_runs(glyph_root):
                                             ("cud", "kd", "kl_true", "KL to the truth on test", False),
                                             ("cud", "kd", "accuracy", "test accuracy", True)):
             if (a, metric) in mean.index and (b, metric) in mean.index:
-                glyph_lines.append(f"[{regime}] " + compare(model_name(a), mean[a, metric], model_name(b),
-                                                            mean[b, metric], label, higher, seeds=len(glyph_seeds)))
+                glyph_lines.append(f"[{regime}] " + compare(
+                    model_name(a), mean[a, metric], model_name(b), mean[b, metric], label, higher,
+                    interval=glyph_intervals.get((regime, a, b, metric)), seeds=len(glyph_seeds)))
 display(Markdown("\n".join(f"- {line}" for line in glyph_lines) or "no glyph runs to observe"))
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "ch05-questions", "locked": false, "points": 1, "schema_version": 3, "solution": true}

@@ -689,8 +689,9 @@ def comparison_text(row: pd.Series, digits: int = 4, seeds: bool = True) -> str:
 def key_comparison(rows: pd.DataFrame) -> pd.Series | None:
     """The comparison a claim's verdict rests on most, among its evidence
     rows: what sank the claim if something did (a contradicting primary, else
-    a contradicting guard, else the primary within noise that came nearest to
-    holding), else the primary with the smallest Holm-adjusted p; None when
+    a contradicting guard, else the primary within noise with the smallest
+    Holm-adjusted p: the nearest to being decided, either way), else the
+    primary with the smallest Holm-adjusted p; None when
     none was tested. So a claim that fails is never shown next to one of its
     comparisons that held."""
     if rows.empty:
