@@ -34,7 +34,8 @@ REPRODUCE=${EVIDENCE_REPRODUCE-"reference-fmnist:0:cud:overconfident long-tail-f
 BATCHES=${EVIDENCE_BATCHES:-"tuning-fmnist reference-fmnist long-tail-fmnist tuning-glyphs glyphs-diagnosis glyphs-central"}
 
 queue_running() {
-  pgrep -f "run_evidence.sh $WORKTREE" > /dev/null || pgrep -f "evidence_sitting.sh reproduce" > /dev/null
+  # this worktree's queue only (another checkout's queue, or a test's, may run on the same machine)
+  pgrep -f "run_evidence.sh $WORKTREE" > /dev/null || pgrep -f "evidence_sitting.sh reproduce $WORKTREE" > /dev/null
 }
 
 begin() {
@@ -74,7 +75,7 @@ begin() {
   cp "$MAIN/papermill_runs/evidence_env.sh" "$MAIN/.cache/evidence_env.sh"
   echo "$(date -Is) sitting begins on $(hostname) at $commit" >> "$LOGS/queue.log"
   LOGS=$LOGS setsid nohup nice -n 5 \
-    bash -c 'bash "$0/run_evidence.sh" "$1" && bash "$0/evidence_sitting.sh" reproduce' "$MAIN/.cache" "$WORKTREE" \
+    bash -c 'bash "$0/run_evidence.sh" "$1" && bash "$0/evidence_sitting.sh" reproduce "$1"' "$MAIN/.cache" "$WORKTREE" \
     >> "$LOGS/queue.log" 2>&1 < /dev/null &
   echo "queue started; progress: tail $LOGS/queue.log, python -m calibkd.runs status $WORKTREE/papermill_runs/<batch>"
 }
@@ -208,7 +209,7 @@ case "${1:-}" in
   begin) shift; begin "$@" ;;
   land) land ;;
   status) status ;;
-  reproduce) reproduce ;;
+  reproduce) reproduce ;;   # a second argument (the worktree) only names the queue's process (queue_running)
   finish) finish ;;
   *) echo "usage: $0 begin [COMMIT] | land | status | reproduce | finish"; exit 2 ;;
 esac
