@@ -78,6 +78,18 @@ def test_the_training_comes_from_the_compute_report(batch: Path) -> None:
                                           "129 models first used here"
 
 
+def test_reproductions_say_what_was_retrained_and_whether_it_came_out_the_same(batch: Path) -> None:
+    assert batch_table.reproductions(batch) == "-"
+    (batch / "reproduced").mkdir()
+    same = {"seed": 0, "regime": "overconfident", "method": "cud", "reproduced": True, "tolerance": 0.0,
+            "max_abs_difference": 0.0, "tables": {"metrics_*.csv": {"matched": 150}, "shift_*.csv": {"matched": 3}}}
+    (batch / "reproduced" / "04-seed0-a-overconfident-cud.json").write_text(json.dumps(same))
+    assert batch_table.reproductions(batch) == "seed 0 cud (overconfident): the same numbers, 153 rows"
+    moved = {**same, "seed": 1, "method": "kd", "reproduced": False, "max_abs_difference": 0.0125}
+    (batch / "reproduced" / "04-seed1-b-overconfident-kd.json").write_text(json.dumps(moved))
+    assert batch_table.reproductions(batch).endswith("; seed 1 kd (overconfident): differs (largest difference 0.0125)")
+
+
 def test_the_table_lists_every_batch_folder_and_replaces_only_its_block(batch: Path, tmp_path: Path) -> None:
     (batch.parent / "not-a-batch").mkdir()  # no batch.yaml: not listed
     table = batch_table.batches_table(batch.parent)

@@ -1,8 +1,8 @@
 """docs/batches.md's table of the committed batches, generated from the
 batches themselves (``python -m calibkd.runs batches-table``): what each is,
 how many of its runs finished, the commit and code they were made at, each
-run's wall time and, where ``compute`` wrote a ``compute.json``, the
-training it took. A test keeps the table equal to what the batches give, so
+run's wall time, where ``compute`` wrote a ``compute.json``, the training
+it took, and what its reproductions (``<batch>/reproduced/``) found. A test keeps the table equal to what the batches give, so
 the documentation cannot go stale when a batch is re-run.
 """
 
@@ -21,7 +21,8 @@ from calibkd.runs.table_rows import markdown_table, replace_marked_block, write_
 
 #: The markers between which ``python -m calibkd.runs batches-table`` writes the table.
 TABLE_START, TABLE_END = "<!-- batches:start -->", "<!-- batches:end -->"
-COLUMNS = ["batch", "what", "runs", "made at", "wall time per run (last sitting)", "training (compute.json)"]
+COLUMNS = ["batch", "what", "runs", "made at", "wall time per run (last sitting)", "training (compute.json)",
+           "reproduced (from nothing)"]
 #: Where the table lives, relative to the checkout.
 DOCS_FILE = Path("docs") / "batches.md"
 
@@ -69,6 +70,25 @@ def training(root: Path) -> str:
             f"{report['models_first_used_here']} models first used here")
 
 
+def reproductions(root: Path) -> str:
+    """What the batch's reproduction reports (``python -m calibkd.runs.reproduce``,
+    ``<batch>/reproduced/*.json``) found: per report, the run it retrained and
+    whether every compared row came out the same; "-" without a report."""
+    found = []
+    for path in sorted((Path(root) / "reproduced").glob("*.json")):
+        report = run_store.read_json(path)
+        rows = sum(int(table.get("matched", 0)) for table in (report.get("tables") or {}).values())
+        largest = float(report.get("max_abs_difference", float("nan")))
+        if not report.get("reproduced"):
+            outcome = f"differs (largest difference {largest:.3g})"
+        elif largest == 0:
+            outcome = f"the same numbers, {rows} rows"
+        else:
+            outcome = f"within {report.get('tolerance')}, {rows} rows (largest difference {largest:.3g})"
+        found.append(f"seed {report.get('seed')} {report.get('method')} ({report.get('regime')}): {outcome}")
+    return "; ".join(found) or "-"
+
+
 def batch_row(root: Path) -> list[str]:
     """One batch's row of the table (see ``COLUMNS``): its definition's runs
     and how many finished, and every finished run in its folder (what
@@ -85,7 +105,7 @@ def batch_row(root: Path) -> list[str]:
                       for record in records) or "-"
     name = batch.root.name
     return [f"[`{name}`](../papermill_runs/{name}/{BATCH_FILE})", batch.description or "-", runs,
-            made_at(provenances), walls, training(batch.root)]
+            made_at(provenances), walls, training(batch.root), reproductions(batch.root)]
 
 
 def batches_table(runs_root: Path) -> str:
