@@ -497,21 +497,21 @@ from calibkd.study.findings import compare, model_name  # noqa: E402
 glyph_lines = []
 if glyph_root is not None and finished_runs(glyph_root):
     test_means = glyph_summary[glyph_summary["where"] == "test"].set_index(["regime", "model", "metric"])["mean"]
+    observations = (("kd", "ce", "kl_true", "KL to the truth on test", False),
+                    ("cud", "kd", "kl_true", "KL to the truth on test", False),
+                    ("cud", "kd", "accuracy", "test accuracy", True))
     glyph_test = glyph_table[(glyph_table["where"] == "test") & (glyph_table["severity"] == 0)].drop(columns="severity")
-    glyph_intervals = {}  # (regime, model, reference, metric) -> (low, high), over >= 2 seeds
-    for reference_model in ("ce", "kd"):
-        if reference_model in set(glyph_test["model"]):
-            for r in paired_differences(glyph_test, reference=reference_model).itertuples():
-                if r.n >= 2 and pd.notna(r.ci_low):
-                    glyph_intervals[r.regime, r.model, reference_model, r.metric] = (r.ci_low, r.ci_high)
+    glyph_intervals = {}  # (regime, model, reference, metric) -> (low, high); none with fewer than 2 seeds
+    for reference_model in sorted({b for _, b, *_ in observations} & set(glyph_test["model"])):
+        for r in paired_differences(glyph_test, reference=reference_model).itertuples():
+            if pd.notna(r.ci_low):
+                glyph_intervals[r.regime, r.model, reference_model, r.metric] = (r.ci_low, r.ci_high)
     for regime in glyph_regimes:
         mean = test_means.loc[regime]
         passes, why = claims.regime_check_status(glyph_table, regime)
         if not passes:
             glyph_lines.append(f"[{regime}] {why}; the observations below are about this run's teacher only.")
-        for a, b, metric, label, higher in (("kd", "ce", "kl_true", "KL to the truth on test", False),
-                                            ("cud", "kd", "kl_true", "KL to the truth on test", False),
-                                            ("cud", "kd", "accuracy", "test accuracy", True)):
+        for a, b, metric, label, higher in observations:
             if (a, metric) in mean.index and (b, metric) in mean.index:
                 glyph_lines.append(f"[{regime}] " + compare(
                     model_name(a), mean[a, metric], model_name(b), mean[b, metric], label, higher,

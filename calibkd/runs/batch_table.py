@@ -2,8 +2,9 @@
 batches themselves (``python -m calibkd.runs batches-table``): what each is,
 how many of its runs finished, the commit and code they were made at, each
 run's wall time, where ``compute`` wrote a ``compute.json``, the training
-it took, and what its reproductions (``<batch>/reproduced/``) found. A test keeps the table equal to what the batches give, so
-the documentation cannot go stale when a batch is re-run.
+it took, and what its reproductions (``<batch>/reproduced/``) found. A test
+keeps the table equal to what the batches give, so the documentation cannot
+go stale when a batch is re-run.
 """
 
 from __future__ import annotations

@@ -691,9 +691,8 @@ def key_comparison(rows: pd.DataFrame) -> pd.Series | None:
     rows: what sank the claim if something did (a contradicting primary, else
     a contradicting guard, else the primary within noise with the smallest
     Holm-adjusted p: the nearest to being decided, either way), else the
-    primary with the smallest Holm-adjusted p; None when
-    none was tested. So a claim that fails is never shown next to one of its
-    comparisons that held."""
+    primary with the smallest Holm-adjusted p; None when none was tested. So
+    a claim that fails is never shown next to one of its comparisons that held."""
     if rows.empty:
         return None
     tested = rows[rows["p_holm"].notna()]
